@@ -1,0 +1,275 @@
+"""Typed run configuration: TOML file + ``--set key=value`` overrides.
+
+Every key is a field of a frozen dataclass with a one-line help text and,
+where it matters, its allowed values; errors name the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+from .exceptions import ConfigError
+
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "LoraConfig",
+    "TrainConfig",
+    "FedConfig",
+    "SecureConfig",
+    "RunConfig",
+    "load_config",
+    "apply_overrides",
+    "config_to_dict",
+    "config_from_dict",
+    "describe_options",
+]
+
+
+def opt(default: Any, help: str, *, choices: tuple[Any, ...] | None = None,
+        min: float | None = None, max: float | None = None) -> Any:
+    meta = {"help": help, "choices": choices, "min": min, "max": max}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+FROZEN = dict(frozen=True, slots=True, kw_only=True)
+
+
+@dataclass(**FROZEN)
+class DataConfig:
+    name: str = opt("rotten_tomatoes", "dataset",
+                    choices=("rotten_tomatoes", "tweets", "csv", "jsonl", "hf_disk"))
+    path: str = opt("", "file or folder for csv / jsonl / hf_disk")
+    text_column: str = opt("text", "text column of a user dataset")
+    label_column: str = opt("label", "label column of a user dataset")
+    test_size: int = opt(1000, "examples held out as the global test split", min=1)
+    train_size: int = opt(2400, "examples of the rest shared among clients (0 = all)", min=0)
+    val_fraction: float = opt(0.2, "fraction of each client's data kept for validation",
+                              min=0.0, max=0.9)
+    dirichlet_alpha: float = opt(10.0, "label skew: Dirichlet concentration is alpha / #classes",
+                                 min=1e-6)
+    max_length: int = opt(64, "token limit per example", min=8, max=512)
+
+
+@dataclass(**FROZEN)
+class ModelConfig:
+    name: str = opt("minilm", "base model: bundled MiniLM-L6, a tiny random BERT, or a local HF folder",
+                    choices=("minilm", "tiny-random", "path"))
+    path: str = opt("", "local Hugging Face model folder when model.name = 'path'")
+
+
+@dataclass(**FROZEN)
+class LoraConfig:
+    r: int = opt(8, "LoRA rank", min=1)
+    alpha: float = opt(16.0, "LoRA alpha (scaling alpha / r)", min=0.0)
+    dropout: float = opt(0.1, "LoRA dropout", min=0.0, max=0.9)
+    targets: list[str] = opt(["query", "value"], "modules that get LoRA adapters")
+
+
+@dataclass(**FROZEN)
+class TrainConfig:
+    local_epochs: int = opt(2, "local epochs per round", min=1)
+    batch_size: int = opt(32, "local batch size", min=1)
+    lr: float = opt(3e-3, "AdamW learning rate in round 0", min=0.0)
+    lr_decay: float = opt(0.9, "learning rate factor per round (lr * decay^t)", min=0.0, max=1.0)
+    weight_decay: float = opt(0.01, "AdamW weight decay", min=0.0)
+    eval_batch_size: int = opt(128, "batch size for evaluation", min=1)
+
+
+@dataclass(**FROZEN)
+class FedConfig:
+    num_clients: int = opt(8, "clients (all take part in every round)", min=1)
+    rounds: int = opt(4, "federated rounds", min=1)
+    warmup_rounds: int = opt(1, "rounds before clustering starts", min=0)
+    clusters: int = opt(2, "number of client clusters K (1 = no clustering)", min=1)
+    levels: list[float] = opt([1.0, 0.5], "resource levels: fraction of adapter rows a client keeps")
+    level_ratios: list[float] = opt([0.5, 0.5], "fraction of clients at each level")
+    mask: str = opt("post-norm", "row mask policy", choices=("post-norm", "pre-fisher"))
+    fisher_batches: int = opt(2, "batches scored for pre-fisher masks", min=1)
+    server: str = opt("passplan", "server algorithm", choices=("passplan", "explicit"))
+    oversampling: int = opt(0, "extra columns of the randomized SVD (q = r + oversampling)", min=0)
+    power_iters: int = opt(2, "power iterations of the randomized SVD (torch.svd_lowrank's niter)",
+                           min=0)
+    sketch_dim: int = opt(64, "dimension of the per-client clustering sketch", min=1)
+    gmm_covariance: str = opt("full", "Gaussian mixture covariance",
+                              choices=("full", "diag", "spherical", "tied"))
+
+
+@dataclass(**FROZEN)
+class SecureConfig:
+    backend: str = opt("plaintext", "SecureSum backend", choices=("plaintext",))
+    max_message_bytes: int = opt(64 * 2**20, "largest message a decoder accepts", min=1024)
+
+
+@dataclass(**FROZEN)
+class RunConfig:
+    seed: int = opt(0, "seed for data split, partition, initialization and public randomness")
+    threads: int = opt(2, "torch CPU threads", min=1)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    fed: FedConfig = field(default_factory=FedConfig)
+    secure: SecureConfig = field(default_factory=SecureConfig)
+
+    def __post_init__(self) -> None:
+        fed = self.fed
+        if len(fed.levels) != len(fed.level_ratios):
+            raise ConfigError("fed.level_ratios", "needs one ratio per entry of fed.levels",
+                              f"a list of {len(fed.levels)} numbers")
+        if any(not 0.0 < s <= 1.0 for s in fed.levels):
+            raise ConfigError("fed.levels", f"{fed.levels} has a value outside (0, 1]",
+                              "numbers in (0, 1]")
+        if abs(sum(fed.level_ratios) - 1.0) > 1e-6 or any(x < 0 for x in fed.level_ratios):
+            raise ConfigError("fed.level_ratios", f"{fed.level_ratios} must be >= 0 and sum to 1")
+        if fed.clusters > fed.num_clients:
+            raise ConfigError("fed.clusters", f"{fed.clusters} clusters for {fed.num_clients} clients",
+                              f"1..{fed.num_clients}")
+        if self.model.name == "path" and not self.model.path:
+            raise ConfigError("model.path", "is empty but model.name = 'path'", "a local HF model folder")
+        if self.data.name in ("csv", "jsonl", "hf_disk") and not self.data.path:
+            raise ConfigError("data.path", f"is empty but data.name = '{self.data.name}'",
+                              "a file or folder path")
+        if not self.lora.targets:
+            raise ConfigError("lora.targets", "is empty", "module names such as query, value")
+
+
+_SECTIONS = {f.name: f for f in fields(RunConfig) if dataclasses.is_dataclass(f.default_factory)}  # type: ignore[arg-type]
+
+
+def _coerce(key: str, value: Any, typ: Any) -> Any:
+    origin = get_origin(typ)
+    if origin is list:
+        (item,) = get_args(typ)
+        if isinstance(value, str):
+            value = [v for v in (s.strip() for s in value.strip("[]").split(",")) if v]
+        if not isinstance(value, list):
+            raise ConfigError(key, f"expected a list, got {value!r}")
+        return [_coerce(key, v.strip("'\"") if isinstance(v, str) else v, item) for v in value]
+    try:
+        if typ is bool:
+            if isinstance(value, str):
+                if value.lower() not in ("true", "false"):
+                    raise ValueError
+                return value.lower() == "true"
+            return bool(value)
+        if typ is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if typ is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if typ is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except ValueError:
+        raise ConfigError(key, f"cannot read {value!r} as {typ.__name__}") from None
+    raise ConfigError(key, f"unsupported type {typ}")
+
+
+def _check(key: str, value: Any, meta: Any) -> None:
+    choices, lo, hi = meta.get("choices"), meta.get("min"), meta.get("max")
+    if choices is not None and value not in choices:
+        raise ConfigError(key, f"{value!r} is not allowed", ", ".join(map(str, choices)))
+    if lo is not None and value < lo or hi is not None and value > hi:
+        rng = f"{'' if lo is None else lo}..{'' if hi is None else hi}"
+        raise ConfigError(key, f"{value!r} is out of range", rng)
+
+
+def _build(cls: type, data: dict[str, Any], prefix: str) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        key = f"{prefix}{name}"
+        if name not in known:
+            raise ConfigError(key, "unknown key", ", ".join(f"{prefix}{k}" for k in known))
+        typ = hints[name]
+        if dataclasses.is_dataclass(typ):
+            if not isinstance(value, dict):
+                raise ConfigError(key, "must be a table/section")
+            kwargs[name] = _build(typ, value, f"{key}.")
+        else:
+            kwargs[name] = _coerce(key, value, typ)
+            _check(key, kwargs[name], known[name].metadata)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any]) -> RunConfig:
+    return _build(RunConfig, data, "")
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Merge ``key.sub=value`` strings into a raw config dict (TOML syntax for values)."""
+    out = json.loads(json.dumps(data))
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(item, "an override must look like key=value")
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            if part not in _SECTIONS or not isinstance(node, dict):
+                raise ConfigError(key, "unknown key", ", ".join(_SECTIONS))
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError("--config", f"file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
+    return config_from_dict(apply_overrides(data, overrides or []))
+
+
+def describe_options() -> str:
+    """One line per key, for ``--help``."""
+    lines = []
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            typ = hints[f.name]
+            if dataclasses.is_dataclass(typ):
+                walk(typ, f"{prefix}{f.name}.")
+                continue
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            meta = f.metadata
+            extra = ""
+            if meta.get("choices"):
+                extra = f" [{' | '.join(map(str, meta['choices']))}]"
+            elif meta.get("min") is not None or meta.get("max") is not None:
+                lo = "" if meta.get("min") is None else meta["min"]
+                hi = "" if meta.get("max") is None else meta["max"]
+                extra = f" [{lo}..{hi}]"
+            lines.append(f"  {prefix}{f.name} = {json.dumps(default)}{extra}\n      {meta.get('help', '')}")
+
+    walk(RunConfig, "")
+    return "\n".join(lines)
