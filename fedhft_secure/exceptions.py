@@ -49,7 +49,15 @@ class LocalProtocolError(FedHFTError):
 
 
 class RemoteProtocolError(FedHFTError):
-    """A peer sent bytes or values that the protocol does not accept."""
+    """A peer sent bytes or values that the protocol does not accept.
+
+    ``sender`` names the peer when the raiser knows it, so the caller can
+    drop exactly that peer and carry on.
+    """
+
+    def __init__(self, message: str, *, sender: int | None = None) -> None:
+        self.sender = sender
+        super().__init__(message)
 
 
 class MalformedMessage(RemoteProtocolError):

@@ -61,14 +61,20 @@ class RoundStart:
 
 @_frozen
 class PassRequest:
-    """Server -> clients: the matrices to multiply by, per cluster and layer."""
+    """Server -> clients: the matrices to multiply by, per cluster and layer.
+
+    ``pass_idx`` counts requests within the round and is never reused (a plan
+    restarted after a dropout continues the count); ``plan_pass`` is the
+    step of the plan (0 = the pass that also carries counts, head, sketch).
+    """
 
     KIND: ClassVar[int] = 2
     round: int
     pass_idx: int
     sender: int = SERVER
+    plan_pass: int
     ops: dict[str, str]  # layer -> "L" | "R"
-    omega_seeds: dict[str, int]  # layer -> seed, when X is the public Gaussian
+    omega: dict[str, list[int]]  # layer -> [seed, columns] when X is the public Gaussian
     probs: list[float]  # the receiving client's weights (0 = skip that cluster)
     inputs: Tensors = field(default_factory=dict)  # "c{j}/{layer}" -> X
 

@@ -1,0 +1,62 @@
+"""``fedhft-secure``: the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+from .config import describe_options, load_config
+from .exceptions import FedHFTError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="fedhft-secure", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser(
+        "run", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="run FedHFT in-process (default: bundled MiniLM + Rotten Tomatoes)",
+        description="Run FedHFT with every client in this process. Writes DIR/results.json, "
+                    "DIR/checkpoint.safetensors after every round and DIR/adapters/cluster_<j>/.",
+        epilog="config keys (TOML sections, or --set section.key=value):\n" + describe_options())
+    run.add_argument("--config", metavar="FILE.toml", help="TOML config; keys as listed below")
+    run.add_argument("--out", metavar="DIR", default="runs/default", help="run folder (default: %(default)s)")
+    run.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides",
+                     help="override one config key, e.g. --set fed.rounds=2 (repeatable)")
+    run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last completed round")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=UserWarning)
+    try:
+        if args.command == "run":
+            from .runtime.local import run
+
+            if args.resume:
+                cfg = load_config(args.config, args.overrides) if (args.config or args.overrides) else None
+                results = run(cfg, Path(args.resume), resume=True, progress=not args.no_progress)
+                out = Path(args.resume)
+            else:
+                cfg = load_config(args.config, args.overrides)
+                out = Path(args.out)
+                results = run(cfg, out, progress=not args.no_progress)
+            final = results["final"]
+            print(json.dumps({"results": str(out / "results.json"), "test_accuracy": final["test_accuracy"],
+                              "majority_accuracy": final["majority_accuracy"],
+                              "cluster_test_accuracy": final["cluster_test_accuracy"]}, indent=1))
+    except FedHFTError as exc:
+        print(f"fedhft-secure: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,187 @@
+"""One client's side of a round: personalize, train, mask, answer passes.
+
+Driven by bytes: ``start_round(bytes)`` trains and keeps the masked factors;
+``answer_pass(bytes)`` returns the reply bytes. Nothing here knows how bytes
+travel (in-process or Flower).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+from ..algorithm.aggregate import ClientFactors
+from ..algorithm.cluster import SketchProjector, flatten
+from ..algorithm.lowrank import Op, client_product, omega
+from ..config import RunConfig
+from ..exceptions import MalformedMessage, ReplayedMessage, ShapeMismatch
+from ..model.base import Encoded
+from ..model.lora import LayerFactors, head_state, inject_lora, lora_factors, lora_modules
+from ..model.masks import post_norm_mask, top_fraction
+from ..model.merge import lowrank_merge, merge_into_base, mix_heads
+from ..model.train import fisher_row_scores, predict, score, train_local
+from ..secure.api import Contribution, SecureSum
+from ..seeds import derive_seed
+from .messages import SERVER, ExplicitUpload, PassReply, PassRequest, RoundStart, decode, encode
+
+__all__ = ["ClientData", "LocalReport", "Client", "parse_clusters"]
+
+_KEY = re.compile(r"^c(\d+)/(.+)$")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientData:
+    id: int
+    level: float
+    train: Encoded
+    val: Encoded
+    majority_label: int  # of its own training labels
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LocalReport:
+    """What a client measured on its own data this round (reported, not aggregated)."""
+
+    val_accuracy: float
+    val_macro_f1: float
+    val_majority_accuracy: float
+    train_loss: float
+    kept_rows: float  # fraction of adapter rows that left the client
+
+
+def parse_clusters(tensors: dict[str, torch.Tensor], k: int) -> list[dict[str, torch.Tensor]]:
+    """``c{j}/rest`` keys -> one dict per cluster keyed by ``rest``."""
+    out: list[dict[str, torch.Tensor]] = [{} for _ in range(k)]
+    for key, t in tensors.items():
+        m = _KEY.match(key)
+        if not m or int(m.group(1)) >= k:
+            raise MalformedMessage(f"tensor {key!r} names no cluster below {k}", sender=SERVER)
+        out[int(m.group(1))][m.group(2)] = t
+    return out
+
+
+class Client:
+    def __init__(self, *, data: ClientData, cfg: RunConfig, base: PreTrainedModel, backend: SecureSum,
+                 projector: SketchProjector) -> None:
+        self.data = data
+        self.cfg = cfg
+        self.base = base
+        self.backend = backend
+        self.projector = projector
+        self.round = -1
+        self.factors: ClientFactors | None = None
+        self.sketch: torch.Tensor | None = None
+        self.last_pass = -1
+
+    # -- round start: the expensive part -------------------------------------------------
+    def start_round(self, blob: bytes, *, round: int) -> tuple[bytes | None, LocalReport]:
+        cfg, d = self.cfg, self.data
+        msg = decode(blob, RoundStart, round=round, sender=SERVER, max_bytes=cfg.secure.max_message_bytes)
+        k = cfg.fed.clusters
+        if len(msg.probs) != k or any(not 0.0 <= p <= 1.0 for p in msg.probs):
+            raise MalformedMessage(f"cluster weights {msg.probs} are not {k} values in [0, 1]",
+                                   sender=SERVER)
+        heads = parse_clusters(msg.heads, k)
+        start_head = mix_heads(heads, msg.probs)
+        adapter_t = parse_clusters(msg.adapters, k)
+        deltas: dict[str, LayerFactors] = {}
+        if any(adapter_t):
+            adapters = [{name[:-2]: LayerFactors(B=a[name], A=a[name[:-2] + "/A"])
+                         for name in a if name.endswith("/B")} for a in adapter_t]
+            deltas = lowrank_merge(adapters, msg.probs, cfg.lora.r)
+
+        model = copy.deepcopy(self.base)
+        merge_into_base(model, deltas, start_head)
+        torch.manual_seed(derive_seed(cfg.seed, round, d.id, "lora-init"))
+        peft = inject_lora(model, r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
+                           targets=cfg.lora.targets)
+        layers = lora_modules(peft)
+        masks: dict[str, torch.Tensor] = {}
+        row_masks = None
+        if cfg.fed.mask == "pre-fisher" and d.level < 1.0:
+            getters = {n: (lambda m=m: m.lora_B["default"].weight) for n, m in layers.items()}
+            scores = fisher_row_scores(peft, d.train, batches=cfg.fed.fisher_batches,
+                                       batch_size=cfg.train.batch_size,
+                                       seed=derive_seed(cfg.seed, round, d.id, "fisher"), params=getters)
+            masks = {n: top_fraction(s, d.level) for n, s in scores.items()}
+            pnames = {id(p): n for n, p in peft.named_parameters()}
+            row_masks = {pnames[id(layers[n].lora_B["default"].weight)]: m for n, m in masks.items()}
+        losses = train_local(peft, d.train, epochs=cfg.train.local_epochs, batch_size=cfg.train.batch_size,
+                             lr=msg.lr, weight_decay=cfg.train.weight_decay,
+                             seed=derive_seed(cfg.seed, round, d.id, "train"), row_masks=row_masks)
+        raw = lora_factors(peft)
+        if not masks:
+            masks = {n: post_norm_mask(f.B, f.A, d.level) for n, f in raw.items()}
+        kept = {n: LayerFactors(B=f.B * masks[n].unsqueeze(1).to(f.B.dtype), A=f.A) for n, f in raw.items()}
+        head = head_state(peft)
+        self.factors = ClientFactors(layers=kept, masks=masks, head=head)
+        self.sketch = self.projector(flatten(head) - flatten(start_head))
+        self.round = round
+        self.last_pass = -1
+
+        val = score(predict(peft, d.val, cfg.train.eval_batch_size), d.val.labels.numpy(), d.majority_label)
+        report = LocalReport(val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"],
+                             val_majority_accuracy=val["majority_accuracy"], train_loss=losses[-1],
+                             kept_rows=float(np.mean([float(m.float().mean()) for m in masks.values()])))
+        if cfg.fed.server == "explicit":
+            return self._explicit_upload(), report
+        return None, report
+
+    def _explicit_upload(self) -> bytes:
+        f = self.factors
+        assert f is not None and self.sketch is not None
+        rows = {n: torch.nonzero(m).flatten().to(torch.int32) for n, m in f.masks.items()}
+        msg = ExplicitUpload(round=self.round, sender=self.data.id, rows=rows,
+                             B={n: f.layers[n].B[rows[n].long()] for n in rows},
+                             A={n: l.A for n, l in f.layers.items()}, head=dict(f.head),
+                             sketch={"v": self.sketch})
+        return encode(msg, self.cfg.secure.max_message_bytes)
+
+    # -- passes: cheap products with the kept factors ---------------------------------------
+    def answer_pass(self, blob: bytes) -> bytes:
+        f = self.factors
+        assert f is not None and self.sketch is not None, "answer_pass before start_round"
+        req = decode(blob, PassRequest, round=self.round, sender=SERVER,
+                     max_bytes=self.cfg.secure.max_message_bytes)
+        if req.pass_idx <= self.last_pass:
+            raise ReplayedMessage(f"pass {req.pass_idx} after pass {self.last_pass}", sender=SERVER)
+        self.last_pass = req.pass_idx
+        first = req.plan_pass == 0
+        k = self.cfg.fed.clusters
+        if len(req.probs) != k:
+            raise MalformedMessage(f"{len(req.probs)} cluster weights for {k} clusters", sender=SERVER)
+        inputs = parse_clusters(req.inputs, k)
+        shared: dict[str, torch.Tensor] = {}
+        per: dict[int, dict[str, torch.Tensor]] = {j: {} for j in range(k) if req.probs[j] > 0}
+        if first:
+            shared.update({f"counts/{n}": m.to(torch.float32) for n, m in f.masks.items()})
+            shared.update({f"head/{n}": t for n, t in f.head.items()})
+        for layer, op_code in req.ops.items():
+            if layer not in f.layers or op_code not in ("L", "R"):
+                raise MalformedMessage(f"request for unknown layer {layer!r} or op {op_code!r}",
+                                       sender=SERVER)
+            op = Op(op_code)
+            B, A = f.layers[layer].B, f.layers[layer].A
+            rows = A.shape[1] if op is Op.LEFT else B.shape[0]
+            if layer in req.omega:
+                seed_cols = req.omega[layer]
+                if len(seed_cols) != 2 or not 0 < seed_cols[1] <= rows:
+                    raise MalformedMessage(f"bad Gaussian request {seed_cols} for {layer!r}", sender=SERVER)
+                shared[layer] = client_product(op, B, A, omega(seed_cols[0], rows, seed_cols[1]))
+                continue
+            for j in per:
+                X = inputs[j].get(layer)
+                if X is None or X.dim() != 2 or X.shape[0] != rows or X.shape[1] > rows:
+                    raise ShapeMismatch(f"cluster {j} layer {layer!r}: input of shape "
+                                        f"{None if X is None else tuple(X.shape)}", sender=SERVER)
+                per[j][layer] = client_product(op, B, A, X.to(torch.float32))
+        payload = self.backend.client_payload(Contribution(shared=shared, per_cluster=per),
+                                              weights=req.probs)
+        reply = PassReply(round=self.round, pass_idx=req.pass_idx, sender=self.data.id, payload=payload,
+                          sketch={"v": self.sketch} if first else {})
+        return encode(reply, self.cfg.secure.max_message_bytes)

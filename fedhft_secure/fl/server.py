@@ -1,0 +1,347 @@
+"""The server's side of a round, as byte-driven state machines.
+
+``PassPlanServer`` (default) learns only per-cluster sums, through SecureSum.
+``ExplicitServer`` is the reference: it receives each client's masked factors,
+as the official code does, and forms S_j explicitly.
+
+A round: ``begin_round`` -> RoundStart bytes per client; then (pass plan)
+``start_pass`` / ``receive`` / ``end_pass`` until done; ``finish_round``.
+A client that does not answer, or whose message is rejected, is dropped; a
+drop after pass 0 restarts the plan with the survivors (earlier sums
+included the dropped client), so the round's result is always the exact
+plan over the clients that completed it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..algorithm.aggregate import ClientFactors, dense_cluster_sums, explicit_refactor
+from ..algorithm.cluster import soft_clusters
+from ..algorithm.lowrank import LayerPlan, Op, plan_layer
+from ..config import RunConfig
+from ..exceptions import RemoteProtocolError, ShapeMismatch
+from ..model.lora import LayerFactors
+from ..secure.api import Expected, SecureSum
+from ..seeds import derive_seed
+from .messages import ExplicitUpload, Intake, PassReply, PassRequest, RoundStart, encode
+
+__all__ = ["ServerState", "PassPlanServer", "ExplicitServer", "PassOutcome", "make_server",
+           "NEGLIGIBLE_WEIGHT"]
+
+#: cluster weights below this are sent as 0: the client skips that cluster.
+NEGLIGIBLE_WEIGHT = 1e-6
+
+
+@dataclass(slots=True, kw_only=True)
+class ServerState:
+    """Everything a checkpoint must hold to continue after ``round``."""
+
+    round: int  # next round to run
+    probs: np.ndarray  # clients x K
+    heads: list[dict[str, torch.Tensor]]
+    adapters: list[dict[str, LayerFactors]] = field(default_factory=list)
+    G: list[dict[str, torch.Tensor] | None] = field(default_factory=list)
+
+    @classmethod
+    def initial(cls, *, num_clients: int, clusters: int, head: dict[str, torch.Tensor]) -> "ServerState":
+        return cls(round=0, probs=np.full((num_clients, clusters), 1.0 / clusters),
+                   heads=[{k: v.clone() for k, v in head.items()} for _ in range(clusters)],
+                   G=[None] * clusters)
+
+
+class PassOutcome(enum.Enum):
+    NEXT = "next"
+    RESTART = "restart"  # someone dropped after pass 0: run the plan again without them
+    DONE = "done"
+    EMPTY = "empty"  # nobody left: the round changes nothing
+
+
+class _ServerBase:
+    def __init__(self, *, cfg: RunConfig, state: ServerState, layer_shapes: dict[str, tuple[int, int]]):
+        self.cfg = cfg
+        self.state = state
+        self.shapes = layer_shapes
+        self.K = cfg.fed.clusters
+        self.intake = Intake(max_bytes=cfg.secure.max_message_bytes)
+        self.cohort: set[int] = set()
+        self.errors: list[tuple[int, str]] = []  # (client, error) threat-model events this round
+        self.sketches: dict[int, torch.Tensor] = {}
+
+    def weights(self, client: int) -> list[float]:
+        return [float(p) if p >= NEGLIGIBLE_WEIGHT else 0.0 for p in self.state.probs[client]]
+
+    def lr(self) -> float:
+        return self.cfg.train.lr * self.cfg.train.lr_decay ** self.state.round
+
+    def begin_round(self, clients: Sequence[int]) -> dict[int, bytes]:
+        self.cohort = set(clients)
+        self.errors = []
+        self.sketches = {}
+        adapters = {f"c{j}/{n}/{part}": getattr(f, part)
+                    for j, a in enumerate(self.state.adapters) for n, f in a.items() for part in "BA"}
+        heads = {f"c{j}/{k}": v for j, h in enumerate(self.state.heads) for k, v in h.items()}
+        return {i: encode(RoundStart(round=self.state.round, probs=self.weights(i), lr=self.lr(),
+                                     adapters=adapters, heads=heads), self.cfg.secure.max_message_bytes)
+                for i in clients}
+
+    def drop(self, client: int, reason: str) -> None:
+        self.cohort.discard(client)
+        self.errors.append((client, reason))
+
+    def _check_sketch(self, sender: int, sketch: dict[str, torch.Tensor]) -> torch.Tensor:
+        v = sketch.get("v")
+        if v is None or tuple(v.shape) != (self.cfg.fed.sketch_dim,) or not bool(torch.isfinite(v).all()):
+            raise ShapeMismatch(f"sender {sender}: sketch missing or not a finite "
+                                f"({self.cfg.fed.sketch_dim},) vector", sender=sender)
+        return v.to(torch.float32)
+
+    def _recluster(self, round: int) -> None:
+        fed = self.cfg.fed
+        ids = sorted(i for i in self.cohort if i in self.sketches)
+        if round < fed.warmup_rounds or self.K == 1 or len(ids) < self.K:
+            return
+        sk = torch.stack([self.sketches[i] for i in ids]).double().numpy()
+        probs = soft_clusters(sk, self.K, covariance=fed.gmm_covariance, seed=self.cfg.seed)
+        self.state.probs[ids] = probs
+
+    def _new_heads(self, head_sums: list[dict[str, torch.Tensor]], totals: list[float]) -> None:
+        for j in range(self.K):
+            if totals[j] > 0:
+                self.state.heads[j] = {k: v / totals[j] for k, v in head_sums[j].items()}
+
+    def _close(self) -> None:
+        self._recluster(self.state.round)
+        self.state.round += 1
+
+
+class PassPlanServer(_ServerBase):
+    """Learns Σ_i p_ij (client vector) per pass, and the sketches, nothing else."""
+
+    def __init__(self, *, backend: SecureSum, **kw) -> None:  # noqa: ANN003
+        super().__init__(**kw)
+        self.backend = backend
+        self.q = {n: min(self.cfg.lora.r + self.cfg.fed.oversampling, *s) for n, s in self.shapes.items()}
+        self.plans: list[dict[str, LayerPlan]] = []
+        self.pass_idx = 0  # step of the plan
+        self.seq = 0  # requests sent this round (wire pass id, never reused)
+        self.replies: dict[int, PassReply] = {}
+        self.requested: dict[tuple[int, str], tuple[Op, torch.Tensor]] = {}
+        self.head_sums: list[dict[str, torch.Tensor]] = []
+        self.totals: list[float] = []
+
+    @property
+    def num_passes(self) -> int:
+        return max(p.num_passes for p in self.plans[0].values())
+
+    def _reset_plans(self) -> None:
+        G = self.state.G
+        self.plans = [{n: plan_layer(out=o, inp=i, q=self.q[n], niter=self.cfg.fed.power_iters,
+                                     G=None if G[j] is None else G[j][n])  # type: ignore[index]
+                       for n, (o, i) in self.shapes.items()} for j in range(self.K)]
+        self.pass_idx = 0
+
+    def begin_round(self, clients: Sequence[int]) -> dict[int, bytes]:
+        out = super().begin_round(clients)
+        self._reset_plans()
+        self.seq = 0
+        return out
+
+    def _omega_seed(self, layer: str) -> int:
+        return derive_seed(self.cfg.seed, self.state.round, layer, "omega")
+
+    def start_pass(self) -> dict[int, bytes]:
+        """Requests for the current pass, one per client still in the cohort."""
+        self.replies = {}
+        self.requested = {}
+        self.seq += 1
+        ops: dict[str, str] = {}
+        gauss: dict[str, list[int]] = {}
+        for j, plans in enumerate(self.plans):
+            for n, plan in plans.items():
+                req = plan.request(self.pass_idx, self._omega_seed(n))
+                if req is None:
+                    continue
+                self.requested[(j, n)] = req
+                ops[n] = req[0].value
+                if plan.step == 0 and plan.tall:
+                    gauss[n] = [self._omega_seed(n), plan.q]
+        out = {}
+        for i in sorted(self.cohort):
+            w = self.weights(i)
+            inputs = {f"c{j}/{n}": X for (j, n), (_, X) in self.requested.items()
+                      if n not in gauss and w[j] > 0}
+            out[i] = encode(PassRequest(round=self.state.round, pass_idx=self.seq, plan_pass=self.pass_idx,
+                                        ops=ops,
+                                        omega=gauss, probs=w, inputs=inputs),
+                            self.cfg.secure.max_message_bytes)
+        return out
+
+    def receive(self, client: int, blob: bytes) -> None:
+        """Accept one reply; a RemoteProtocolError drops the client and is re-raised for the record."""
+        try:
+            msg = self.intake.accept(blob, PassReply, round=self.state.round, pass_idx=self.seq,
+                                     sender=client, allowed=self.cohort)
+            if self.pass_idx == 0:
+                self.sketches[client] = self._check_sketch(client, msg.sketch)
+            elif msg.sketch:
+                raise ShapeMismatch(f"sender {client}: a sketch outside pass 0", sender=client)
+        except RemoteProtocolError as exc:
+            if client in self.cohort:
+                self.drop(client, f"{type(exc).__name__}: {exc}")
+            raise
+        self.replies[client] = msg
+
+    def _expected(self) -> Expected:
+        shared: dict[str, tuple[int, ...]] = {}
+        per: dict[str, tuple[int, ...]] = {}
+        if self.pass_idx == 0:
+            shared.update({f"counts/{n}": (o,) for n, (o, _) in self.shapes.items()})
+            shared.update({f"head/{k}": tuple(v.shape) for k, v in self.state.heads[0].items()})
+        for (j, n), (op, _) in self.requested.items():
+            o, i = self.shapes[n]
+            shape = (o, self.q[n]) if op is Op.LEFT else (i, self.q[n])
+            plan = self.plans[j][n]
+            (shared if plan.step == 0 and plan.tall else per)[n] = shape
+        return Expected(shared=shared, per_cluster=per)
+
+    def end_pass(self) -> PassOutcome:
+        missing = self.cohort - set(self.replies)
+        for i in sorted(missing):
+            self.drop(i, "no reply")
+        expected = self._expected()
+        while True:
+            if not self.cohort:
+                return PassOutcome.EMPTY
+            if missing and self.pass_idx > 0:
+                return self._restart()
+            try:
+                sums = self.backend.server_sum({i: self.replies[i].payload for i in sorted(self.cohort)},
+                                               weights={i: self.weights(i) for i in self.cohort},
+                                               expected=expected, clusters=self.K)
+                break
+            except RemoteProtocolError as exc:
+                if exc.sender is None or exc.sender not in self.cohort:
+                    raise
+                self.drop(exc.sender, f"{type(exc).__name__}: {exc}")
+                missing = {exc.sender}
+        if self.pass_idx == 0:
+            self.totals = [sum(self.weights(i)[j] for i in self.cohort) for j in range(self.K)]
+            self.head_sums = [{k: sums[j][f"head/{k}"] for k in self.state.heads[0]} for j in range(self.K)]
+            for j, plans in enumerate(self.plans):
+                for n, plan in plans.items():
+                    plan.counts = sums[j][f"counts/{n}"]
+        for (j, n) in self.requested:
+            self.plans[j][n].absorb(sums[j][n])
+        self.pass_idx += 1
+        return PassOutcome.DONE if self.pass_idx >= self.num_passes else PassOutcome.NEXT
+
+    def _restart(self) -> PassOutcome:
+        self._reset_plans()
+        return PassOutcome.RESTART
+
+    def finish_round(self, outcome: PassOutcome) -> None:
+        r = self.cfg.lora.r
+        if outcome is PassOutcome.DONE:
+            adapters, G = [], []
+            for j in range(self.K):
+                if self.totals[j] <= 0 and self.state.adapters:
+                    adapters.append(self.state.adapters[j])
+                    G.append(self.state.G[j])
+                    continue
+                fac = {n: LayerFactors(B=B, A=A) for n, (B, A) in
+                       ((n, p.factors(r)) for n, p in self.plans[j].items())}
+                adapters.append(fac)
+                # The server never sees S_j, so what it accumulates is the
+                # rank-r estimate it just computed (the reference keeps S_j).
+                G.append({n: f.delta() for n, f in fac.items()})
+            self.state.adapters, self.state.G = adapters, G
+            self._new_heads(self.head_sums, self.totals)
+        self._close()
+
+
+class ExplicitServer(_ServerBase):
+    """The official code's server: per-client factors in, S_j formed explicitly, G_j += mean."""
+
+    def __init__(self, **kw) -> None:  # noqa: ANN003
+        super().__init__(**kw)
+        self.uploads: dict[int, ClientFactors] = {}
+
+    def begin_round(self, clients: Sequence[int]) -> dict[int, bytes]:
+        self.uploads = {}
+        return super().begin_round(clients)
+
+    def receive(self, client: int, blob: bytes) -> None:
+        try:
+            msg = self.intake.accept(blob, ExplicitUpload, round=self.state.round, pass_idx=0,
+                                     sender=client, allowed=self.cohort)
+            self.sketches[client] = self._check_sketch(client, msg.sketch)
+            self.uploads[client] = self._factors(client, msg)
+        except RemoteProtocolError as exc:
+            if client in self.cohort:
+                self.drop(client, f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _factors(self, sender: int, msg: ExplicitUpload) -> ClientFactors:
+        r = self.cfg.lora.r
+        layers, masks = {}, {}
+        if set(msg.rows) != set(self.shapes) or set(msg.B) != set(self.shapes) or set(msg.A) != set(self.shapes):
+            raise ShapeMismatch(f"sender {sender}: layers do not match the model", sender=sender)
+        for n, (o, i) in self.shapes.items():
+            rows, B, A = msg.rows[n].long(), msg.B[n], msg.A[n]
+            ok = (rows.dim() == 1 and B.shape == (rows.numel(), r) and A.shape == (r, i)
+                  and (rows.numel() == 0 or (rows.min() >= 0 and rows.max() < o))
+                  and rows.unique().numel() == rows.numel()
+                  and bool(torch.isfinite(B).all()) and bool(torch.isfinite(A).all()))
+            if not ok:
+                raise ShapeMismatch(f"sender {sender}: layer {n!r} has bad shapes or values", sender=sender)
+            full = torch.zeros(o, r)
+            full[rows] = B.to(torch.float32)
+            mask = torch.zeros(o, dtype=torch.bool)
+            mask[rows] = True
+            layers[n] = LayerFactors(B=full, A=A.to(torch.float32))
+            masks[n] = mask
+        head0 = self.state.heads[0]
+        if set(msg.head) != set(head0) or any(msg.head[k].shape != head0[k].shape for k in head0):
+            raise ShapeMismatch(f"sender {sender}: head does not match the model", sender=sender)
+        return ClientFactors(layers=layers, masks=masks, head={k: v.float() for k, v in msg.head.items()})
+
+    def finish_round(self) -> None:
+        ids = sorted(i for i in self.cohort if i in self.uploads)
+        for i in sorted(self.cohort - set(ids)):
+            self.drop(i, "no reply")
+        if ids:
+            clients = [self.uploads[i] for i in ids]
+            w = torch.tensor([self.weights(i) for i in ids], dtype=torch.float64)
+            S = dense_cluster_sums(clients, w, self.state.G)
+            adapters, G = [], []
+            fed, r = self.cfg.fed, self.cfg.lora.r
+            for j in range(self.K):
+                if float(w[:, j].sum()) <= 0 and self.state.adapters:
+                    adapters.append(self.state.adapters[j])
+                    G.append(self.state.G[j])
+                    continue
+                adapters.append({n: explicit_refactor(s.float(), r=r, q=r + fed.oversampling,
+                                                      niter=fed.power_iters,
+                                                      seed=derive_seed(self.cfg.seed, self.state.round, n,
+                                                                       "omega"))
+                                 for n, s in S[j].items()})
+                G.append({n: s.float() for n, s in S[j].items()})
+            self.state.adapters, self.state.G = adapters, G
+            totals = [float(w[:, j].sum()) for j in range(self.K)]
+            sums = [{k: sum(float(w[a, j]) * c.head[k] for a, c in enumerate(clients)) for k in clients[0].head}
+                    for j in range(self.K)]
+            self._new_heads(sums, totals)
+        self._close()
+
+
+def make_server(*, cfg: RunConfig, state: ServerState, layer_shapes: dict[str, tuple[int, int]],
+                backend: SecureSum) -> PassPlanServer | ExplicitServer:
+    if cfg.fed.server == "explicit":
+        return ExplicitServer(cfg=cfg, state=state, layer_shapes=layer_shapes)
+    return PassPlanServer(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend)

@@ -1,0 +1,73 @@
+"""Atomic checkpoints: one safetensors file, tensors + a JSON header, no pickle."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from ..exceptions import ConfigError
+from ..fl.server import ServerState
+from ..model.lora import LayerFactors
+
+__all__ = ["save_checkpoint", "load_checkpoint", "write_json", "CHECKPOINT"]
+
+CHECKPOINT = "checkpoint.safetensors"
+
+
+def write_json(path: Path, data: Any) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def save_checkpoint(run_dir: Path, state: ServerState, results: dict[str, Any]) -> None:
+    tensors: dict[str, torch.Tensor] = {"probs": torch.from_numpy(np.ascontiguousarray(state.probs))}
+    for j, h in enumerate(state.heads):
+        tensors.update({f"head/{j}/{k}": v.contiguous() for k, v in h.items()})
+    for j, a in enumerate(state.adapters):
+        for n, f in a.items():
+            tensors[f"adapter/{j}/{n}/B"] = f.B.contiguous()
+            tensors[f"adapter/{j}/{n}/A"] = f.A.contiguous()
+    for j, g in enumerate(state.G):
+        for n, t in (g or {}).items():
+            tensors[f"G/{j}/{n}"] = t.contiguous()
+    meta = {"round": str(state.round), "clusters": str(len(state.heads)), "results": json.dumps(results)}
+    tmp = run_dir / (CHECKPOINT + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, run_dir / CHECKPOINT)
+
+
+def load_checkpoint(run_dir: Path) -> tuple[ServerState, dict[str, Any]]:
+    path = run_dir / CHECKPOINT
+    if not path.exists():
+        raise ConfigError("--resume", f"{run_dir} has no {CHECKPOINT}", "a run folder of a run that completed a round")
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata()
+    t = load_file(str(path))
+    K = int(meta["clusters"])
+    heads: list[dict[str, torch.Tensor]] = [{} for _ in range(K)]
+    adapters: list[dict[str, dict[str, torch.Tensor]]] = [{} for _ in range(K)]
+    G: list[dict[str, torch.Tensor] | None] = [None] * K
+    for key, v in t.items():
+        kind, _, rest = key.partition("/")
+        j_s, _, name = rest.partition("/")
+        if kind == "head":
+            heads[int(j_s)][name] = v
+        elif kind == "adapter":
+            layer, part = name.rsplit("/", 1)
+            adapters[int(j_s)].setdefault(layer, {})[part] = v
+        elif kind == "G":
+            G[int(j_s)] = {**(G[int(j_s)] or {}), name: v}
+    state = ServerState(round=int(meta["round"]), probs=t["probs"].numpy().copy(), heads=heads,
+                        adapters=[{n: LayerFactors(B=p["B"], A=p["A"]) for n, p in a.items()}
+                                  for a in adapters] if any(adapters) else [],
+                        G=G)
+    return state, json.loads(meta["results"])

@@ -1,0 +1,37 @@
+"""Scores of cluster and global models on the global test split."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+from ..model.base import Encoded
+from ..model.lora import LayerFactors
+from ..model.merge import lowrank_merge, merge_into_base, mix_heads
+from ..model.train import Scores, predict, score
+
+__all__ = ["evaluate_adapter", "global_weights", "global_adapter"]
+
+
+def evaluate_adapter(base: PreTrainedModel, adapter: Mapping[str, LayerFactors],
+                     head: Mapping[str, torch.Tensor], data: Encoded, *, majority_label: int,
+                     batch_size: int) -> Scores:
+    model = copy.deepcopy(base)
+    merge_into_base(model, adapter, head)
+    return score(predict(model, data, batch_size), data.labels.numpy(), majority_label)
+
+
+def global_weights(probs: np.ndarray) -> list[float]:
+    """Each cluster's share of the clients: the global model is their mixture."""
+    w = probs.mean(axis=0)
+    return [float(x) for x in w / w.sum()]
+
+
+def global_adapter(adapters: Sequence[Mapping[str, LayerFactors]], heads: Sequence[Mapping[str, torch.Tensor]],
+                   probs: np.ndarray, r: int) -> tuple[dict[str, LayerFactors], dict[str, torch.Tensor]]:
+    w = global_weights(probs)
+    return (lowrank_merge(adapters, w, r) if adapters else {}), mix_heads(heads, w)

@@ -1,0 +1,175 @@
+"""The in-process runner: every client in this process, every message as bytes.
+
+Writes ``results.json`` (the output contract), a checkpoint after every
+round (``--resume`` continues from it) and ``adapters/cluster_<j>/``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ..config import RunConfig, config_from_dict, config_to_dict
+from ..exceptions import ConfigError, RemoteProtocolError
+from ..fl.server import ExplicitServer, PassOutcome, PassPlanServer, ServerState, make_server
+from ..secure.api import backend_for
+from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
+from .evaluate import evaluate_adapter, global_adapter
+from .export import save_adapter
+from .world import World, build_world
+
+__all__ = ["run", "Fault"]
+
+#: A test hook between sender and receiver: (stage, round, client, bytes) -> bytes to
+#: deliver, or None for a message that never arrives (a dropout).
+Fault = Callable[[str, int, int, bytes], bytes | None]
+
+
+def _deliver(fault: Fault | None, stage: str, rnd: int, client: int, blob: bytes) -> bytes | None:
+    return blob if fault is None else fault(stage, rnd, client, blob)
+
+
+def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault | None,
+           progress: Progress | None) -> tuple[dict[int, Any], dict[int, list[int]], dict[str, float]]:
+    cfg, rnd = world.cfg, server.state.round
+    ids = [c.data.id for c in world.clients]
+    traffic = {i: [0, 0] for i in ids}  # up, down
+    reports: dict[int, Any] = {}
+    t0 = time.perf_counter()
+    task = progress.add_task(f"round {rnd}: clients", total=len(ids)) if progress else None
+    starts = server.begin_round(ids)
+    uploads: dict[int, bytes] = {}
+    for c in world.clients:
+        i = c.data.id
+        traffic[i][1] += len(starts[i])
+        blob = _deliver(fault, "round_start", rnd, i, starts[i])
+        if blob is not None:
+            try:
+                up, reports[i] = c.start_round(blob, round=rnd)
+            except RemoteProtocolError:
+                up = None  # a client that rejects the server's message sits the round out
+            if up is not None:
+                uploads[i] = up
+        if progress:
+            progress.advance(task)
+    t1 = time.perf_counter()
+    if isinstance(server, ExplicitServer):
+        for i, up in uploads.items():
+            traffic[i][0] += len(up)
+            blob = _deliver(fault, "upload", rnd, i, up)
+            if blob is not None:
+                try:
+                    server.receive(i, blob)
+                except RemoteProtocolError:
+                    pass  # recorded in server.errors
+        server.finish_round()
+    else:
+        by_id = {c.data.id: c for c in world.clients}
+        while True:
+            requests = server.start_pass()
+            for i, req in requests.items():
+                traffic[i][1] += len(req)
+                blob = _deliver(fault, f"pass_request:{server.pass_idx}", rnd, i, req)
+                if blob is None:
+                    continue
+                try:
+                    reply = by_id[i].answer_pass(blob)
+                except RemoteProtocolError:
+                    continue
+                traffic[i][0] += len(reply)
+                blob = _deliver(fault, f"pass_reply:{server.pass_idx}", rnd, i, reply)
+                if blob is not None:
+                    try:
+                        server.receive(i, blob)
+                    except RemoteProtocolError:
+                        pass  # recorded in server.errors
+            outcome = server.end_pass()
+            if outcome in (PassOutcome.DONE, PassOutcome.EMPTY):
+                server.finish_round(outcome)
+                break
+    if progress and task is not None:
+        progress.remove_task(task)
+    return reports, traffic, {"clients": t1 - t0, "aggregate": time.perf_counter() - t1}
+
+
+def _evaluate(world: World, state: ServerState) -> dict[str, Any]:
+    cfg = world.cfg
+    kw = dict(majority_label=world.majority_label, batch_size=cfg.train.eval_batch_size)
+    per = [evaluate_adapter(world.base, state.adapters[j] if state.adapters else {}, state.heads[j],
+                            world.test, **kw) for j in range(cfg.fed.clusters)]
+    if cfg.fed.clusters == 1:
+        glob = per[0]
+    else:
+        adapter, head = global_adapter(state.adapters, state.heads, state.probs, cfg.lora.r)
+        glob = evaluate_adapter(world.base, adapter, head, world.test, **kw)
+    return {"test_accuracy": [s["accuracy"] for s in per], "test_macro_f1": [s["macro_f1"] for s in per],
+            "global_test_accuracy": glob["accuracy"], "global_test_macro_f1": glob["macro_f1"],
+            "majority_accuracy": glob["majority_accuracy"]}
+
+
+def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress: bool = True,
+        fault: Fault | None = None, on_round_end: Callable[[int], None] | None = None) -> dict[str, Any]:
+    out_dir = Path(out_dir)
+    if resume:
+        state, results = load_checkpoint(out_dir)
+        stored = config_from_dict(results["config"])
+        if cfg is not None and config_to_dict(cfg) != results["config"]:
+            raise ConfigError("--resume", "a resumed run keeps its stored config; drop --config/--set")
+        cfg = stored
+    else:
+        assert cfg is not None
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if (out_dir / CHECKPOINT).exists():
+            raise ConfigError("--out", f"{out_dir} already holds a run", "a new folder, or --resume DIR")
+        results = {"config": config_to_dict(cfg), "seed": cfg.seed, "rounds": []}
+        state = None
+    world = build_world(cfg)
+    if state is None:
+        state = ServerState.initial(num_clients=cfg.fed.num_clients, clusters=cfg.fed.clusters,
+                                    head=world.initial_head)
+    server = make_server(cfg=cfg, state=state, layer_shapes=world.layer_shapes,
+                         backend=backend_for(cfg.secure.backend))
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   disable=not progress)
+    with bar:
+        rounds = bar.add_task("rounds", total=cfg.fed.rounds, completed=state.round)
+        while state.round < cfg.fed.rounds:
+            rnd = state.round
+            t0 = time.perf_counter()
+            reports, traffic, seconds = _round(world, server, fault, bar if progress else None)
+            t1 = time.perf_counter()
+            scores = _evaluate(world, state)
+            seconds.update(eval=time.perf_counter() - t1, total=time.perf_counter() - t0)
+            results["rounds"].append({
+                "round": rnd, "seconds": seconds,
+                "clients": [{"id": c.data.id, "level": c.data.level, "bytes_up": traffic[c.data.id][0],
+                             "bytes_down": traffic[c.data.id][1], "completed": c.data.id in server.cohort,
+                             **({k: getattr(reports[c.data.id], k) for k in reports[c.data.id].__slots__}
+                                if c.data.id in reports else {"val_accuracy": None})}
+                            for c in world.clients],
+                "dropped": [{"client": i, "reason": why} for i, why in server.errors],
+                "cluster_probs": state.probs.tolist(),
+                **scores,
+            })
+            results["final"] = {
+                "test_accuracy": scores["global_test_accuracy"], "test_macro_f1": scores["global_test_macro_f1"],
+                "majority_accuracy": scores["majority_accuracy"], "cluster_probs": state.probs.tolist(),
+                "cluster_test_accuracy": scores["test_accuracy"], "rounds_completed": state.round,
+            }
+            save_checkpoint(out_dir, state, results)
+            write_json(out_dir / "results.json", results)
+            bar.advance(rounds)
+            if on_round_end:
+                on_round_end(rnd)
+    _export(world, state, out_dir)
+    return results
+
+
+def _export(world: World, state: ServerState, out_dir: Path) -> None:
+    for j in range(world.cfg.fed.clusters):
+        save_adapter(world.base, world.cfg, state.adapters[j] if state.adapters else {}, state.heads[j],
+                     out_dir / "adapters" / f"cluster_{j}")

@@ -1,0 +1,85 @@
+"""Everything a run is built from: data, partition, base model, clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from ..algorithm.cluster import SketchProjector, flatten
+from ..config import RunConfig
+from ..data.partition import assign_levels, dirichlet_partition, split_clients
+from ..data.sources import TextDataset, load_dataset, train_test_split
+from ..exceptions import DataError
+from ..fl.client import Client, ClientData
+from ..model.base import Encoded, encode_texts, load_base_model, load_tokenizer
+from ..model.lora import head_state, inject_lora, lora_modules
+from ..secure.api import backend_for
+from ..seeds import derive_seed
+
+__all__ = ["World", "build_world"]
+
+
+@dataclass(slots=True, kw_only=True)
+class World:
+    cfg: RunConfig
+    dataset: TextDataset
+    test: Encoded
+    majority_label: int
+    base: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    clients: list[Client]
+    layer_shapes: dict[str, tuple[int, int]]
+    initial_head: dict[str, torch.Tensor]
+
+
+def _layer_shapes(base: PreTrainedModel, cfg: RunConfig) -> dict[str, tuple[int, int]]:
+    import copy
+
+    probe = inject_lora(copy.deepcopy(base), r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=0.0,
+                        targets=cfg.lora.targets)
+    shapes = {}
+    for name, mod in lora_modules(probe).items():
+        w = mod.get_base_layer().weight
+        shapes[name] = (int(w.shape[0]), int(w.shape[1]))
+    if not shapes:
+        raise DataError(f"lora.targets {cfg.lora.targets} match no module of the model")
+    return shapes
+
+
+def build_world(cfg: RunConfig) -> World:
+    torch.set_num_threads(cfg.threads)
+    d = cfg.data
+    ds = load_dataset(d.name, d.path, d.text_column, d.label_column)
+    pool, test = train_test_split(ds, d.test_size, cfg.seed)
+    rng = np.random.default_rng(derive_seed(cfg.seed, "partition"))
+    if d.train_size and d.train_size < len(pool):
+        pool = pool.subset(np.sort(rng.permutation(len(pool))[: d.train_size]))
+    parts = dirichlet_partition(pool.labels, cfg.fed.num_clients, d.dirichlet_alpha, rng)
+    splits = split_clients(parts, d.val_fraction, rng)
+    levels = assign_levels(cfg.fed.num_clients, cfg.fed.levels, cfg.fed.level_ratios, rng)
+
+    tok = load_tokenizer(cfg.model.name, cfg.model.path)
+    base = load_base_model(cfg.model.name, cfg.model.path, ds.num_labels, derive_seed(cfg.seed, "head"))
+    for p in base.parameters():
+        p.requires_grad_(False)
+    shapes = _layer_shapes(base, cfg)
+    head = head_state(base)
+    projector = SketchProjector(seed=derive_seed(cfg.seed, "sketch"), n=flatten(head).numel(),
+                                d=cfg.fed.sketch_dim)
+    backend = backend_for(cfg.secure.backend)
+
+    def enc(sub: TextDataset) -> Encoded:
+        return encode_texts(tok, sub.texts, sub.labels, d.max_length)
+
+    clients = []
+    for i, sp in enumerate(splits):
+        train = pool.subset(sp.train)
+        data = ClientData(id=i, level=levels[i], train=enc(train), val=enc(pool.subset(sp.val)),
+                          majority_label=int(np.bincount(train.labels, minlength=ds.num_labels).argmax()))
+        clients.append(Client(data=data, cfg=cfg, base=base, backend=backend, projector=projector))
+    majority = int(np.bincount(pool.labels, minlength=ds.num_labels).argmax())
+    return World(cfg=cfg, dataset=ds, test=enc(test), majority_label=majority, base=base, tokenizer=tok,
+                 clients=clients, layer_shapes=shapes, initial_head=head)
