@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..config import RunConfig, config_from_dict, config_to_dict
@@ -96,16 +97,26 @@ def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault |
     return reports, traffic, {"clients": t1 - t0, "aggregate": time.perf_counter() - t1}
 
 
+def _same(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(
+        torch.equal(x.B, y.B) and torch.equal(x.A, y.A) if hasattr(x, "B") else torch.equal(x, y)
+        for x, y in ((a[k], b[k]) for k in a))
+
+
 def _evaluate(world: World, state: ServerState) -> dict[str, Any]:
     cfg = world.cfg
     kw = dict(majority_label=world.majority_label, batch_size=cfg.train.eval_batch_size)
-    per = [evaluate_adapter(world.base, state.adapters[j] if state.adapters else {}, state.heads[j],
-                            world.test, **kw) for j in range(cfg.fed.clusters)]
-    if cfg.fed.clusters == 1:
-        glob = per[0]
-    else:
-        adapter, head = global_adapter(state.adapters, state.heads, state.probs, cfg.lora.r)
-        glob = evaluate_adapter(world.base, adapter, head, world.test, **kw)
+    models = [(state.adapters[j] if state.adapters else {}, state.heads[j]) for j in range(cfg.fed.clusters)]
+    if cfg.fed.clusters > 1:
+        models.append(global_adapter(state.adapters, state.heads, state.probs, cfg.lora.r))
+    scores: list[Any] = []
+    for adapter, head in models:
+        # Identical models (every cluster, during warm-up) are scored once.
+        twin = next((k for k, (a, h) in enumerate(models[:len(scores)])
+                     if _same(a, adapter) and _same(h, head)), None)
+        scores.append(scores[twin] if twin is not None
+                      else evaluate_adapter(world.base, adapter, head, world.test, **kw))
+    per, glob = scores[:cfg.fed.clusters], scores[-1]
     return {"test_accuracy": [s["accuracy"] for s in per], "test_macro_f1": [s["macro_f1"] for s in per],
             "global_test_accuracy": glob["accuracy"], "global_test_macro_f1": glob["macro_f1"],
             "majority_accuracy": glob["majority_accuracy"]}
