@@ -6,9 +6,10 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+from scipy.optimize import linear_sum_assignment
 from sklearn.mixture import GaussianMixture
 
-__all__ = ["SketchProjector", "soft_clusters", "flatten"]
+__all__ = ["SketchProjector", "soft_clusters", "align_clusters", "flatten"]
 
 
 def flatten(tensors: Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -33,3 +34,15 @@ def soft_clusters(sketches: np.ndarray, k: int, *, covariance: str, seed: int) -
     gm = GaussianMixture(n_components=k, covariance_type=covariance, random_state=seed,
                          reg_covar=1e-6).fit(sketches)
     return gm.predict_proba(sketches)
+
+
+def align_clusters(previous: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """Permute ``new``'s columns to best match ``previous`` (max Σ_i p_old_ij p_new_ij).
+
+    A refitted mixture numbers its components arbitrarily; without this a
+    client's weights could point at another group's adapter next round (the
+    official code refits without aligning). Cluster j stays cluster j.
+    """
+    overlap = previous.T @ new  # K x K
+    _, cols = linear_sum_assignment(-overlap)
+    return new[:, cols]

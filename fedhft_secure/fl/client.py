@@ -144,10 +144,11 @@ class Client:
 
     # -- passes: cheap products with the kept factors ---------------------------------------
     def answer_pass(self, blob: bytes) -> bytes:
-        f = self.factors
-        assert f is not None and self.sketch is not None, "answer_pass before start_round"
+        # A request for a round this client did not train in is WrongRound.
         req = decode(blob, PassRequest, round=self.round, sender=SERVER,
                      max_bytes=self.cfg.secure.max_message_bytes)
+        f = self.factors
+        assert f is not None and self.sketch is not None
         if req.pass_idx <= self.last_pass:
             raise ReplayedMessage(f"pass {req.pass_idx} after pass {self.last_pass}", sender=SERVER)
         self.last_pass = req.pass_idx

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..algorithm.aggregate import ClientFactors, dense_cluster_sums, explicit_refactor
-from ..algorithm.cluster import soft_clusters
+from ..algorithm.cluster import align_clusters, soft_clusters
 from ..algorithm.lowrank import LayerPlan, Op, plan_layer
 from ..config import RunConfig
 from ..exceptions import RemoteProtocolError, ShapeMismatch
@@ -108,7 +108,7 @@ class _ServerBase:
             return
         sk = torch.stack([self.sketches[i] for i in ids]).double().numpy()
         probs = soft_clusters(sk, self.K, covariance=fed.gmm_covariance, seed=self.cfg.seed)
-        self.state.probs[ids] = probs
+        self.state.probs[ids] = align_clusters(self.state.probs[ids], probs)
 
     def _new_heads(self, head_sums: list[dict[str, torch.Tensor]], totals: list[float]) -> None:
         for j in range(self.K):

@@ -34,4 +34,6 @@ def global_weights(probs: np.ndarray) -> list[float]:
 def global_adapter(adapters: Sequence[Mapping[str, LayerFactors]], heads: Sequence[Mapping[str, torch.Tensor]],
                    probs: np.ndarray, r: int) -> tuple[dict[str, LayerFactors], dict[str, torch.Tensor]]:
     w = global_weights(probs)
-    return (lowrank_merge(adapters, w, r) if adapters else {}), mix_heads(heads, w)
+    if not adapters:
+        return {}, mix_heads(heads, w)
+    return lowrank_merge(adapters, w, r), mix_heads(heads, w)

@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ..config import RunConfig, config_from_dict, config_to_dict
 from ..exceptions import ConfigError, RemoteProtocolError
+from ..fl.client import Client
 from ..fl.server import ExplicitServer, PassOutcome, PassPlanServer, ServerState, make_server
 from ..secure.api import backend_for
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
@@ -23,7 +24,7 @@ from .evaluate import evaluate_adapter, global_adapter
 from .export import save_adapter
 from .world import World, build_world
 
-__all__ = ["run", "Fault"]
+__all__ = ["run", "exchange", "Fault"]
 
 #: A test hook between sender and receiver: (stage, round, client, bytes) -> bytes to
 #: deliver, or None for a message that never arrives (a dropout).
@@ -34,9 +35,46 @@ def _deliver(fault: Fault | None, stage: str, rnd: int, client: int, blob: bytes
     return blob if fault is None else fault(stage, rnd, client, blob)
 
 
+def exchange(server: PassPlanServer | ExplicitServer, clients: dict[int, Client], uploads: dict[int, bytes],
+             traffic: dict[int, list[int]], fault: Fault | None, rnd: int) -> None:
+    """Everything after the clients trained: uploads (explicit) or passes, then finish_round."""
+    if isinstance(server, ExplicitServer):
+        for i, up in uploads.items():
+            traffic[i][0] += len(up)
+            blob = _deliver(fault, "upload", rnd, i, up)
+            if blob is not None:
+                try:
+                    server.receive(i, blob)
+                except RemoteProtocolError:
+                    pass  # recorded in server.errors
+        server.finish_round()
+        return
+    while True:
+        for i, req in server.start_pass().items():
+            traffic[i][1] += len(req)
+            blob = _deliver(fault, f"pass_request:{server.pass_idx}", rnd, i, req)
+            if blob is None:
+                continue
+            try:
+                reply = clients[i].answer_pass(blob)
+            except RemoteProtocolError:
+                continue
+            traffic[i][0] += len(reply)
+            blob = _deliver(fault, f"pass_reply:{server.pass_idx}", rnd, i, reply)
+            if blob is not None:
+                try:
+                    server.receive(i, blob)
+                except RemoteProtocolError:
+                    pass  # recorded in server.errors
+        outcome = server.end_pass()
+        if outcome in (PassOutcome.DONE, PassOutcome.EMPTY):
+            server.finish_round(outcome)
+            return
+
+
 def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault | None,
            progress: Progress | None) -> tuple[dict[int, Any], dict[int, list[int]], dict[str, float]]:
-    cfg, rnd = world.cfg, server.state.round
+    rnd = server.state.round
     ids = [c.data.id for c in world.clients]
     traffic = {i: [0, 0] for i in ids}  # up, down
     reports: dict[int, Any] = {}
@@ -55,43 +93,10 @@ def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault |
                 up = None  # a client that rejects the server's message sits the round out
             if up is not None:
                 uploads[i] = up
-        if progress:
+        if progress and task is not None:
             progress.advance(task)
     t1 = time.perf_counter()
-    if isinstance(server, ExplicitServer):
-        for i, up in uploads.items():
-            traffic[i][0] += len(up)
-            blob = _deliver(fault, "upload", rnd, i, up)
-            if blob is not None:
-                try:
-                    server.receive(i, blob)
-                except RemoteProtocolError:
-                    pass  # recorded in server.errors
-        server.finish_round()
-    else:
-        by_id = {c.data.id: c for c in world.clients}
-        while True:
-            requests = server.start_pass()
-            for i, req in requests.items():
-                traffic[i][1] += len(req)
-                blob = _deliver(fault, f"pass_request:{server.pass_idx}", rnd, i, req)
-                if blob is None:
-                    continue
-                try:
-                    reply = by_id[i].answer_pass(blob)
-                except RemoteProtocolError:
-                    continue
-                traffic[i][0] += len(reply)
-                blob = _deliver(fault, f"pass_reply:{server.pass_idx}", rnd, i, reply)
-                if blob is not None:
-                    try:
-                        server.receive(i, blob)
-                    except RemoteProtocolError:
-                        pass  # recorded in server.errors
-            outcome = server.end_pass()
-            if outcome in (PassOutcome.DONE, PassOutcome.EMPTY):
-                server.finish_round(outcome)
-                break
+    exchange(server, {c.data.id: c for c in world.clients}, uploads, traffic, fault, rnd)
     if progress and task is not None:
         progress.remove_task(task)
     return reports, traffic, {"clients": t1 - t0, "aggregate": time.perf_counter() - t1}
