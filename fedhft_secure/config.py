@@ -50,7 +50,7 @@ class DataConfig:
     text_column: str = opt("text", "text column of a user dataset")
     label_column: str = opt("label", "label column of a user dataset")
     test_size: int = opt(1000, "examples held out as the global test split", min=1)
-    train_size: int = opt(2400, "examples of the rest shared among clients (0 = all)", min=0)
+    train_size: int = opt(2000, "examples of the rest shared among clients (0 = all)", min=0)
     val_fraction: float = opt(0.2, "fraction of each client's data kept for validation",
                               min=0.0, max=0.9)
     dirichlet_alpha: float = opt(10.0, "label skew: Dirichlet concentration is alpha / #classes",

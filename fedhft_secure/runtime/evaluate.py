@@ -14,7 +14,7 @@ from ..model.lora import LayerFactors
 from ..model.merge import lowrank_merge, merge_into_base, mix_heads
 from ..model.train import Scores, predict, score
 
-__all__ = ["evaluate_adapter", "global_weights", "global_adapter"]
+__all__ = ["evaluate_adapter", "global_weights", "global_adapter", "same_adapter"]
 
 
 def evaluate_adapter(base: PreTrainedModel, adapter: Mapping[str, LayerFactors],
@@ -36,4 +36,10 @@ def global_adapter(adapters: Sequence[Mapping[str, LayerFactors]], heads: Sequen
     w = global_weights(probs)
     if not adapters:
         return {}, mix_heads(heads, w)
+    if all(same_adapter(a, adapters[0]) for a in adapters[1:]):
+        return dict(adapters[0]), mix_heads(heads, w)  # warm-up: every cluster holds the same adapter
     return lowrank_merge(adapters, w, r), mix_heads(heads, w)
+
+
+def same_adapter(a: Mapping[str, LayerFactors], b: Mapping[str, LayerFactors]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k].B, b[k].B) and torch.equal(a[k].A, b[k].A) for k in a)

@@ -7,7 +7,7 @@ round (``--resume`` continues from it) and ``adapters/cluster_<j>/``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +17,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from ..config import RunConfig, config_from_dict, config_to_dict
 from ..exceptions import ConfigError, RemoteProtocolError
 from ..fl.client import Client
+from ..model.lora import LayerFactors
 from ..fl.server import ExplicitServer, PassOutcome, PassPlanServer, ServerState, make_server
 from ..secure.api import backend_for
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
-from .evaluate import evaluate_adapter, global_adapter
+from .evaluate import evaluate_adapter, global_adapter, same_adapter
 from .export import save_adapter
 from .world import World, build_world
 
@@ -102,10 +103,12 @@ def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault |
     return reports, traffic, {"clients": t1 - t0, "aggregate": time.perf_counter() - t1}
 
 
-def _same(a: dict, b: dict) -> bool:
-    return a.keys() == b.keys() and all(
-        torch.equal(x.B, y.B) and torch.equal(x.A, y.A) if hasattr(x, "B") else torch.equal(x, y)
-        for x, y in ((a[k], b[k]) for k in a))
+def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    if a.keys() != b.keys():
+        return False
+    if all(isinstance(v, LayerFactors) for v in a.values()):
+        return same_adapter(a, b)
+    return all(torch.equal(a[k], b[k]) for k in a)
 
 
 def _evaluate(world: World, state: ServerState) -> dict[str, Any]:
