@@ -28,19 +28,20 @@ warnings.filterwarnings("ignore")
 
 from fedhft_secure.algorithm.aggregate import ClientFactors  # noqa: E402
 from fedhft_secure.config import RunConfig, load_config, config_to_dict, config_from_dict  # noqa: E402
-from fedhft_secure.fl.messages import PassReply, encode  # noqa: E402
+from fedhft_secure.fl.messages import PassReply, Ready, RoundStart, decode, encode  # noqa: E402
 from fedhft_secure.fl.server import ServerState, make_server  # noqa: E402
 from fedhft_secure.model.lora import LayerFactors  # noqa: E402
 from fedhft_secure.model.masks import post_norm_mask  # noqa: E402
 from fedhft_secure.runtime.local import exchange  # noqa: E402
-from fedhft_secure.runtime.world import World, build_world  # noqa: E402
-from fedhft_secure.secure.api import backend_for  # noqa: E402
+from fedhft_secure.runtime.world import World, build_world, make_backend  # noqa: E402
 
 
-def _fake_training(world: World, rnd: int, gen: torch.Generator) -> None:
-    """Give every client factors of the trained shapes, masked at its level."""
+def _fake_start(world: World, c, gen: torch.Generator):  # noqa: ANN001, ANN202
+    """Stands in for Client.start_round: factors of the trained shapes, masked at the client's level."""
     r = world.cfg.lora.r
-    for c in world.clients:
+
+    def start_round(blob: bytes, *, round: int):  # noqa: ANN202
+        decode(blob, RoundStart, round=round)
         layers, masks = {}, {}
         for name, (o, i) in world.layer_shapes.items():
             B, A = torch.randn(o, r, generator=gen), torch.randn(r, i, generator=gen)
@@ -50,7 +51,12 @@ def _fake_training(world: World, rnd: int, gen: torch.Generator) -> None:
         head = {k: torch.randn(v.shape, generator=gen) for k, v in world.initial_head.items()}
         c.factors = ClientFactors(layers=layers, masks=masks, head=head)
         c.sketch = torch.randn(world.cfg.fed.sketch_dim, generator=gen)
-        c.round, c.last_pass = rnd, -1
+        c.round, c.last_pass = round, -1
+        c.session = c.backend.client_session(c.data.id, round)
+        if world.cfg.fed.server == "explicit":
+            return c._explicit_upload(), None
+        return encode(Ready(round=round, sender=c.data.id)), None
+    return start_round
 
 
 def one_round(world: World, cfg: RunConfig, probs: np.ndarray, with_adapters: bool) -> dict[int, list[int]]:
@@ -64,17 +70,15 @@ def one_round(world: World, cfg: RunConfig, probs: np.ndarray, with_adapters: bo
                                            A=torch.randn(cfg.lora.r, i, generator=gen))
                            for n, (o, i) in world.layer_shapes.items()} for _ in range(K)]
         state.G = [{n: f.delta() for n, f in a.items()} for a in state.adapters]
-    server = make_server(cfg=cfg, state=state, layer_shapes=world.layer_shapes,
-                         backend=backend_for(cfg.secure.backend))
+    backend = make_backend(cfg)
+    server = make_server(cfg=cfg, state=state, layer_shapes=world.layer_shapes, backend=backend)
     world.cfg = cfg
     for c in world.clients:
-        c.cfg = cfg
+        c.cfg, c.backend, c.round = cfg, backend, -1
+        c.start_round = _fake_start(world, c, gen)
     ids = [c.data.id for c in world.clients]
-    starts = server.begin_round(ids)
-    traffic = {i: [0, len(starts[i])] for i in ids}
-    _fake_training(world, 0, gen)
-    uploads = {c.data.id: c._explicit_upload() for c in world.clients} if cfg.fed.server == "explicit" else {}
-    exchange(server, {c.data.id: c for c in world.clients}, uploads, traffic, None, 0)
+    traffic = {i: [0, 0] for i in ids}
+    exchange(server, {c.data.id: c for c in world.clients}, server.begin_round(ids), traffic, None, 0)
     assert len(server.cohort) == len(ids), server.errors
     return traffic
 

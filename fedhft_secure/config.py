@@ -104,7 +104,15 @@ class FedConfig:
 
 @dataclass(**FROZEN)
 class SecureConfig:
-    backend: str = opt("plaintext", "SecureSum backend", choices=("plaintext",))
+    backend: str = opt("plaintext", "SecureSum backend: what the server may see of a client's vectors",
+                       choices=("plaintext", "masking"))
+    threat: str = opt("honest-but-curious", "adversary the masking threshold is sized for",
+                      choices=("honest-but-curious", "semi-malicious"))
+    neighbours: int = opt(0, "masking: neighbours per client (0 = n-1 up to 20 clients, else ~4 log2 n)", min=0)
+    threshold: int = opt(0, "masking: Shamir threshold t (0 = from the threat model)", min=0)
+    modulus_bits: int = opt(32, "masking: integers modulo 2^bits carry the fixed-point sums", choices=(32, 64))
+    clip: float = opt(64.0, "masking: public clip bound of every weighted coordinate", min=1e-6)
+    signed_keys: bool = opt(False, "masking: clients sign advertised keys with Ed25519 identity keys")
     max_message_bytes: int = opt(64 * 2**20, "largest message a decoder accepts", min=1024)
 
 
@@ -137,6 +145,9 @@ class RunConfig:
         if self.data.name in ("csv", "jsonl", "hf_disk") and not self.data.path:
             raise ConfigError("data.path", f"is empty but data.name = '{self.data.name}'",
                               "a file or folder path")
+        if self.secure.threat == "semi-malicious" and not self.secure.signed_keys:
+            raise ConfigError("secure.signed_keys", "must be true against a semi-malicious server "
+                              "(else it can substitute keys)", "true")
         if not self.lora.targets:
             raise ConfigError("lora.targets", "is empty", "module names such as query, value")
 

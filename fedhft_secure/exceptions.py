@@ -20,6 +20,8 @@ __all__ = [
     "WrongSender",
     "ReplayedMessage",
     "ShapeMismatch",
+    "AggregationAborted",
+    "PolicyViolation",
 ]
 
 
@@ -86,3 +88,11 @@ class ReplayedMessage(RemoteProtocolError):
 
 class ShapeMismatch(RemoteProtocolError):
     """A contribution whose tensors do not have the shapes the pass asked for."""
+
+
+class AggregationAborted(FedHFTError):
+    """Too many dropouts for the secure sum to be opened: nothing is revealed, the sum is lost."""
+
+
+class PolicyViolation(RemoteProtocolError):
+    """The server asked for something the protocol forbids (e.g. both shares of one peer)."""

@@ -1,7 +1,7 @@
 """Client and server steps of a FedHFT round, and the messages between them."""
 
 from .client import Client, ClientData, LocalReport
-from .server import ExplicitServer, PassOutcome, PassPlanServer, ServerState, make_server
+from .server import ExplicitServer, PassPlanServer, ServerState, make_server
 
-__all__ = ["Client", "ClientData", "LocalReport", "ExplicitServer", "PassOutcome", "PassPlanServer",
+__all__ = ["Client", "ClientData", "LocalReport", "ExplicitServer", "PassPlanServer",
            "ServerState", "make_server"]

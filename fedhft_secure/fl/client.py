@@ -19,15 +19,15 @@ from ..algorithm.aggregate import ClientFactors
 from ..algorithm.cluster import SketchProjector, flatten
 from ..algorithm.lowrank import Op, client_product, omega
 from ..config import RunConfig
-from ..exceptions import MalformedMessage, ReplayedMessage, ShapeMismatch
+from ..exceptions import MalformedMessage, ReplayedMessage, ShapeMismatch, WrongRound
 from ..model.base import Encoded
 from ..model.lora import LayerFactors, head_state, inject_lora, lora_factors, lora_modules
 from ..model.masks import post_norm_mask, top_fraction
 from ..model.merge import lowrank_merge, merge_into_base, mix_heads
 from ..model.train import fisher_row_scores, predict, score, train_local
-from ..secure.api import Contribution, SecureSum
+from ..secure.api import ClientSession, Contribution, Expected, SecureSum
 from ..seeds import derive_seed
-from .messages import SERVER, ExplicitUpload, PassReply, PassRequest, RoundStart, decode, encode
+from .messages import SERVER, ExplicitUpload, PassReply, PassRequest, Ready, RoundStart, decode, encode
 
 __all__ = ["ClientData", "LocalReport", "Client", "parse_clusters"]
 
@@ -65,6 +65,12 @@ def parse_clusters(tensors: dict[str, torch.Tensor], k: int) -> list[dict[str, t
     return out
 
 
+def _expected(shared: dict[str, torch.Tensor], per: dict[int, dict[str, torch.Tensor]]) -> Expected:
+    any_cluster = next(iter(per.values()), {})
+    return Expected(shared={n: tuple(t.shape) for n, t in shared.items()},
+                    per_cluster={n: tuple(t.shape) for n, t in any_cluster.items()})
+
+
 class Client:
     def __init__(self, *, data: ClientData, cfg: RunConfig, base: PreTrainedModel, backend: SecureSum,
                  projector: SketchProjector) -> None:
@@ -77,9 +83,26 @@ class Client:
         self.factors: ClientFactors | None = None
         self.sketch: torch.Tensor | None = None
         self.last_pass = -1
+        self.session: ClientSession | None = None
+        self.report: LocalReport | None = None
 
     # -- round start: the expensive part -------------------------------------------------
-    def start_round(self, blob: bytes, *, round: int) -> tuple[bytes | None, LocalReport]:
+    def handle(self, blob: bytes) -> bytes:
+        """Any server message -> this client's reply (a RemoteProtocolError if it must refuse)."""
+        kind = blob[5] if len(blob) > 5 else -1
+        if kind == RoundStart.KIND:
+            msg = decode(blob, RoundStart, sender=SERVER, max_bytes=self.cfg.secure.max_message_bytes)
+            if msg.round <= self.round:
+                raise WrongRound(f"round {msg.round} after round {self.round}", sender=SERVER)
+            reply, self.report = self.start_round(blob, round=msg.round)
+            return reply
+        if kind == PassRequest.KIND:
+            return self.answer_pass(blob)
+        if self.session is None:
+            raise WrongRound("a secure-sum message before RoundStart", sender=SERVER)
+        return self.session.handle(blob)
+
+    def start_round(self, blob: bytes, *, round: int) -> tuple[bytes, LocalReport]:
         cfg, d = self.cfg, self.data
         msg = decode(blob, RoundStart, round=round, sender=SERVER, max_bytes=cfg.secure.max_message_bytes)
         k = cfg.fed.clusters
@@ -123,6 +146,7 @@ class Client:
         self.sketch = self.projector(flatten(head) - flatten(start_head))
         self.round = round
         self.last_pass = -1
+        self.session = self.backend.client_session(d.id, round)
 
         val = score(predict(peft, d.val, cfg.train.eval_batch_size), d.val.labels.numpy(), d.majority_label)
         report = LocalReport(val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"],
@@ -130,7 +154,7 @@ class Client:
                              kept_rows=float(np.mean([float(m.float().mean()) for m in masks.values()])))
         if cfg.fed.server == "explicit":
             return self._explicit_upload(), report
-        return None, report
+        return encode(Ready(round=round, sender=d.id), cfg.secure.max_message_bytes), report
 
     def _explicit_upload(self) -> bytes:
         f = self.factors
@@ -181,8 +205,9 @@ class Client:
                     raise ShapeMismatch(f"cluster {j} layer {layer!r}: input of shape "
                                         f"{None if X is None else tuple(X.shape)}", sender=SERVER)
                 per[j][layer] = client_product(op, B, A, X.to(torch.float32))
-        payload = self.backend.client_payload(Contribution(shared=shared, per_cluster=per),
-                                              weights=req.probs)
+        assert self.session is not None
+        payload = self.session.payload(Contribution(shared=shared, per_cluster=per), slot=req.plan_pass,
+                                       weights=req.probs, expected=_expected(shared, per))
         reply = PassReply(round=self.round, pass_idx=req.pass_idx, sender=self.data.id, payload=payload,
                           sketch={"v": self.sketch} if first else {})
         return encode(reply, self.cfg.secure.max_message_bytes)

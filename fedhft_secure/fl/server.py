@@ -4,17 +4,17 @@
 ``ExplicitServer`` is the reference: it receives each client's masked factors,
 as the official code does, and forms S_j explicitly.
 
-A round: ``begin_round`` -> RoundStart bytes per client; then (pass plan)
-``start_pass`` / ``receive`` / ``end_pass`` until done; ``finish_round``.
-A client that does not answer, or whose message is rejected, is dropped; a
-drop after pass 0 restarts the plan with the survivors (earlier sums
-included the dropped client), so the round's result is always the exact
-plan over the clients that completed it.
+A round: ``begin_round`` gives RoundStart bytes per client; then the
+runtime delivers each reply to ``receive`` and calls ``advance`` for the next
+stage's messages, until ``advance`` returns None. A client that does not
+answer, or whose message is rejected, is dropped; a drop after pass 0
+restarts the plan (a new SecureSum session, the next epoch) with the
+survivors, since earlier sums included the dropped client: the round's result
+is always the exact plan over the clients that completed it.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,13 +25,13 @@ from ..algorithm.aggregate import ClientFactors, dense_cluster_sums, explicit_re
 from ..algorithm.cluster import align_clusters, soft_clusters
 from ..algorithm.lowrank import LayerPlan, Op, plan_layer
 from ..config import RunConfig
-from ..exceptions import RemoteProtocolError, ShapeMismatch
+from ..exceptions import AggregationAborted, RemoteProtocolError, ShapeMismatch, WrongRound
 from ..model.lora import LayerFactors
-from ..secure.api import Expected, SecureSum
+from ..secure.api import Expected, SecureSum, ServerSession, SessionInfo
 from ..seeds import derive_seed
-from .messages import ExplicitUpload, Intake, PassReply, PassRequest, RoundStart, encode
+from .messages import ExplicitUpload, Intake, PassReply, PassRequest, Ready, RoundStart, encode
 
-__all__ = ["ServerState", "PassPlanServer", "ExplicitServer", "PassOutcome", "make_server",
+__all__ = ["ServerState", "PassPlanServer", "ExplicitServer", "make_server",
            "NEGLIGIBLE_WEIGHT"]
 
 #: cluster weights below this are sent as 0: the client skips that cluster.
@@ -53,13 +53,6 @@ class ServerState:
         return cls(round=0, probs=np.full((num_clients, clusters), 1.0 / clusters),
                    heads=[{k: v.clone() for k, v in head.items()} for _ in range(clusters)],
                    G=[None] * clusters)
-
-
-class PassOutcome(enum.Enum):
-    NEXT = "next"
-    RESTART = "restart"  # someone dropped after pass 0: run the plan again without them
-    DONE = "done"
-    EMPTY = "empty"  # nobody left: the round changes nothing
 
 
 class _ServerBase:
@@ -121,19 +114,32 @@ class _ServerBase:
 
 
 class PassPlanServer(_ServerBase):
-    """Learns Σ_i p_ij (client vector) per pass, and the sketches, nothing else."""
+    """Learns Σ_i p_ij (client vector) per pass through a SecureSum session, and the sketches."""
 
     def __init__(self, *, backend: SecureSum, **kw) -> None:  # noqa: ANN003
         super().__init__(**kw)
         self.backend = backend
         self.q = {n: min(self.cfg.lora.r + self.cfg.fed.oversampling, *s) for n, s in self.shapes.items()}
         self.plans: list[dict[str, LayerPlan]] = []
+        self.phase = "idle"
         self.pass_idx = 0  # step of the plan
-        self.seq = 0  # requests sent this round (wire pass id, never reused)
-        self.replies: dict[int, PassReply] = {}
+        self.seq = 0  # pass requests sent this round (wire pass id, never reused)
+        self.epoch = 0
+        self.session: ServerSession | None = None
+        self.plan_cohort: set[int] = set()
         self.requested: dict[tuple[int, str], tuple[Op, torch.Tensor]] = {}
         self.head_sums: list[dict[str, torch.Tensor]] = []
         self.totals: list[float] = []
+        self.ready: set[int] = set()
+
+    @property
+    def stage(self) -> str:
+        """A label for what the last messages were (tests hook faults on it)."""
+        if self.phase == "pass":
+            return f"pass:{self.pass_idx}"
+        if self.phase == "session":
+            return f"secure:{getattr(self.session, 'stage', 'none')}:{self.pass_idx}"
+        return self.phase
 
     @property
     def num_passes(self) -> int:
@@ -148,16 +154,108 @@ class PassPlanServer(_ServerBase):
 
     def begin_round(self, clients: Sequence[int]) -> dict[int, bytes]:
         out = super().begin_round(clients)
+        self.seq, self.epoch, self.phase, self.ready = 0, 0, "round_start", set()
         self._reset_plans()
-        self.seq = 0
         return out
 
     def _omega_seed(self, layer: str) -> int:
         return derive_seed(self.cfg.seed, self.state.round, layer, "omega")
 
-    def start_pass(self) -> dict[int, bytes]:
-        """Requests for the current pass, one per client still in the cohort."""
-        self.replies = {}
+    # -- replies ------------------------------------------------------------------------
+    def receive(self, client: int, blob: bytes) -> None:
+        """Accept one reply; a RemoteProtocolError drops the client and is re-raised for the record."""
+        try:
+            if self.phase == "round_start":
+                self.intake.accept(blob, Ready, round=self.state.round, pass_idx=0, sender=client,
+                                   allowed=self.cohort)
+                self.ready.add(client)
+            elif self.phase == "session":
+                assert self.session is not None
+                self.session.receive(client, blob)
+            elif self.phase == "pass":
+                self._receive_pass(client, blob)
+            else:
+                raise WrongRound(f"no reply expected now (phase {self.phase})", sender=client)
+        except RemoteProtocolError as exc:
+            if client in self.cohort:
+                self.drop(client, f"{type(exc).__name__}: {exc}")
+            raise
+
+    def _receive_pass(self, client: int, blob: bytes) -> None:
+        assert self.session is not None
+        msg = self.intake.accept(blob, PassReply, round=self.state.round, pass_idx=self.seq, sender=client,
+                                 allowed=self.session.alive)
+        if self.pass_idx == 0:
+            sketch = self._check_sketch(client, msg.sketch)
+        elif msg.sketch:
+            raise ShapeMismatch(f"sender {client}: a sketch outside pass 0", sender=client)
+        self.session.add_payload(client, msg.payload)
+        if self.pass_idx == 0:
+            self.sketches[client] = sketch
+
+    # -- the round, stage by stage ----------------------------------------------------------
+    def advance(self) -> dict[int, bytes] | None:
+        """Close the stage in progress; the next stage's messages, or None when the round is over."""
+        try:
+            return self._advance()
+        except AggregationAborted as exc:
+            self.errors.append((-1, f"AggregationAborted: {exc}"))
+            self._finish(done=False)
+            return None
+
+    def _advance(self) -> dict[int, bytes] | None:
+        if self.phase == "round_start":
+            for i in sorted(self.cohort - self.ready):
+                self.drop(i, "no reply to RoundStart")
+            return self._open_session()
+        assert self.session is not None
+        if self.phase == "pass":
+            self.session.end_inputs()
+            got = set(self.session.contributors)
+            for i in sorted(self.cohort - got):
+                self.drop(i, "no pass reply")
+            if self.pass_idx == 0:
+                self.plan_cohort = got
+            elif got != self.plan_cohort:
+                return self._restart()
+            self.phase = "session"
+        msgs = self.session.next_messages()
+        if msgs:
+            self.phase = "session"
+            return msgs
+        sums = self.session.sums()
+        if sums is None:
+            return self._start_pass()
+        self._absorb(sums)
+        if self.pass_idx >= self.num_passes:
+            self._finish(done=True)
+            return None
+        if set(self.session.alive) != self.plan_cohort:
+            return self._restart()  # someone left during the pass's unmask stage
+        return self._start_pass()
+
+    def _open_session(self) -> dict[int, bytes] | None:
+        cohort = tuple(sorted(self.cohort))
+        if not cohort:
+            self._finish(done=False)
+            return None
+        info = SessionInfo(round=self.state.round, epoch=self.epoch, cohort=cohort, clusters=self.K,
+                           passes=self.num_passes, weights={i: tuple(self.weights(i)) for i in cohort})
+        self.session = self.backend.server_session(info)
+        self.phase = "session"
+        return self._advance()
+
+    def _restart(self) -> dict[int, bytes] | None:
+        """A client left after pass 0: the earlier sums include it, so run the plan again without it."""
+        assert self.session is not None
+        self._session_errors()
+        self.cohort &= set(self.session.alive) & self.plan_cohort
+        self.epoch += 1
+        self._reset_plans()
+        return self._open_session()
+
+    def _start_pass(self) -> dict[int, bytes]:
+        assert self.session is not None
         self.requested = {}
         self.seq += 1
         ops: dict[str, str] = {}
@@ -171,31 +269,17 @@ class PassPlanServer(_ServerBase):
                 ops[n] = req[0].value
                 if plan.step == 0 and plan.tall:
                     gauss[n] = [self._omega_seed(n), plan.q]
+        self.session.begin_pass(self.seq, slot=self.pass_idx, expected=self._expected())
+        self.phase = "pass"
         out = {}
-        for i in sorted(self.cohort):
+        for i in sorted(self.session.alive):
             w = self.weights(i)
             inputs = {f"c{j}/{n}": X for (j, n), (_, X) in self.requested.items()
                       if n not in gauss and w[j] > 0}
             out[i] = encode(PassRequest(round=self.state.round, pass_idx=self.seq, plan_pass=self.pass_idx,
-                                        ops=ops,
-                                        omega=gauss, probs=w, inputs=inputs),
+                                        epoch=self.epoch, ops=ops, omega=gauss, probs=w, inputs=inputs),
                             self.cfg.secure.max_message_bytes)
         return out
-
-    def receive(self, client: int, blob: bytes) -> None:
-        """Accept one reply; a RemoteProtocolError drops the client and is re-raised for the record."""
-        try:
-            msg = self.intake.accept(blob, PassReply, round=self.state.round, pass_idx=self.seq,
-                                     sender=client, allowed=self.cohort)
-            if self.pass_idx == 0:
-                self.sketches[client] = self._check_sketch(client, msg.sketch)
-            elif msg.sketch:
-                raise ShapeMismatch(f"sender {client}: a sketch outside pass 0", sender=client)
-        except RemoteProtocolError as exc:
-            if client in self.cohort:
-                self.drop(client, f"{type(exc).__name__}: {exc}")
-            raise
-        self.replies[client] = msg
 
     def _expected(self) -> Expected:
         shared: dict[str, tuple[int, ...]] = {}
@@ -210,28 +294,9 @@ class PassPlanServer(_ServerBase):
             (shared if plan.step == 0 and plan.tall else per)[n] = shape
         return Expected(shared=shared, per_cluster=per)
 
-    def end_pass(self) -> PassOutcome:
-        missing = self.cohort - set(self.replies)
-        for i in sorted(missing):
-            self.drop(i, "no reply")
-        expected = self._expected()
-        while True:
-            if not self.cohort:
-                return PassOutcome.EMPTY
-            if missing and self.pass_idx > 0:
-                return self._restart()
-            try:
-                sums = self.backend.server_sum({i: self.replies[i].payload for i in sorted(self.cohort)},
-                                               weights={i: self.weights(i) for i in self.cohort},
-                                               expected=expected, clusters=self.K)
-                break
-            except RemoteProtocolError as exc:
-                if exc.sender is None or exc.sender not in self.cohort:
-                    raise
-                self.drop(exc.sender, f"{type(exc).__name__}: {exc}")
-                missing = {exc.sender}
+    def _absorb(self, sums: list[dict[str, torch.Tensor]]) -> None:
         if self.pass_idx == 0:
-            self.totals = [sum(self.weights(i)[j] for i in self.cohort) for j in range(self.K)]
+            self.totals = [sum(self.weights(i)[j] for i in self.plan_cohort) for j in range(self.K)]
             self.head_sums = [{k: sums[j][f"head/{k}"] for k in self.state.heads[0]} for j in range(self.K)]
             for j, plans in enumerate(self.plans):
                 for n, plan in plans.items():
@@ -239,15 +304,20 @@ class PassPlanServer(_ServerBase):
         for (j, n) in self.requested:
             self.plans[j][n].absorb(sums[j][n])
         self.pass_idx += 1
-        return PassOutcome.DONE if self.pass_idx >= self.num_passes else PassOutcome.NEXT
 
-    def _restart(self) -> PassOutcome:
-        self._reset_plans()
-        return PassOutcome.RESTART
+    def _session_errors(self) -> None:
+        """The session's own drop records join the round's (each client once)."""
+        known = {c for c, _ in self.errors}
+        for c, why in getattr(self.session, "errors", []):
+            if c not in known:
+                self.errors.append((c, why))
 
-    def finish_round(self, outcome: PassOutcome) -> None:
+    def _finish(self, *, done: bool) -> None:
         r = self.cfg.lora.r
-        if outcome is PassOutcome.DONE:
+        self.phase = "idle"
+        self._session_errors()
+        if done:
+            self.cohort = set(self.plan_cohort)
             adapters, G = [], []
             for j in range(self.K):
                 if self.totals[j] <= 0 and self.state.adapters:
@@ -262,6 +332,8 @@ class PassPlanServer(_ServerBase):
                 G.append({n: f.delta() for n, f in fac.items()})
             self.state.adapters, self.state.G = adapters, G
             self._new_heads(self.head_sums, self.totals)
+        else:
+            self.cohort = set()
         self._close()
 
 
@@ -272,9 +344,14 @@ class ExplicitServer(_ServerBase):
         super().__init__(**kw)
         self.uploads: dict[int, ClientFactors] = {}
 
+    stage = "upload"
+
     def begin_round(self, clients: Sequence[int]) -> dict[int, bytes]:
         self.uploads = {}
         return super().begin_round(clients)
+
+    def advance(self) -> None:
+        self.finish_round()
 
     def receive(self, client: int, blob: bytes) -> None:
         try:

@@ -18,8 +18,7 @@ from ..config import RunConfig, config_from_dict, config_to_dict
 from ..exceptions import ConfigError, RemoteProtocolError
 from ..fl.client import Client
 from ..model.lora import LayerFactors
-from ..fl.server import ExplicitServer, PassOutcome, PassPlanServer, ServerState, make_server
-from ..secure.api import backend_for
+from ..fl.server import ExplicitServer, PassPlanServer, ServerState, make_server
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
 from .evaluate import evaluate_adapter, global_adapter, same_adapter
 from .export import save_adapter
@@ -36,41 +35,33 @@ def _deliver(fault: Fault | None, stage: str, rnd: int, client: int, blob: bytes
     return blob if fault is None else fault(stage, rnd, client, blob)
 
 
-def exchange(server: PassPlanServer | ExplicitServer, clients: dict[int, Client], uploads: dict[int, bytes],
-             traffic: dict[int, list[int]], fault: Fault | None, rnd: int) -> None:
-    """Everything after the clients trained: uploads (explicit) or passes, then finish_round."""
-    if isinstance(server, ExplicitServer):
-        for i, up in uploads.items():
-            traffic[i][0] += len(up)
-            blob = _deliver(fault, "upload", rnd, i, up)
-            if blob is not None:
-                try:
-                    server.receive(i, blob)
-                except RemoteProtocolError:
-                    pass  # recorded in server.errors
-        server.finish_round()
-        return
-    while True:
-        for i, req in server.start_pass().items():
-            traffic[i][1] += len(req)
-            blob = _deliver(fault, f"pass_request:{server.pass_idx}", rnd, i, req)
+def exchange(server: PassPlanServer | ExplicitServer, clients: dict[int, Client], first: dict[int, bytes],
+             traffic: dict[int, list[int]], fault: Fault | None, rnd: int,
+             on_reply: Callable[[int], None] | None = None) -> None:
+    """Deliver every stage's messages and replies until the server closes the round."""
+    out: dict[int, bytes] | None = first
+    while out is not None:
+        stage = server.stage
+        for i, blob in out.items():
+            traffic[i][1] += len(blob)
+            blob = _deliver(fault, f"{stage}>", rnd, i, blob)
             if blob is None:
                 continue
             try:
-                reply = clients[i].answer_pass(blob)
+                reply = clients[i].handle(blob)
             except RemoteProtocolError:
-                continue
+                continue  # the client refuses (e.g. a stale or forbidden request): no reply
+            finally:
+                if on_reply:
+                    on_reply(i)
             traffic[i][0] += len(reply)
-            blob = _deliver(fault, f"pass_reply:{server.pass_idx}", rnd, i, reply)
-            if blob is not None:
+            reply = _deliver(fault, f"{stage}<", rnd, i, reply)
+            if reply is not None:
                 try:
-                    server.receive(i, blob)
+                    server.receive(i, reply)
                 except RemoteProtocolError:
                     pass  # recorded in server.errors
-        outcome = server.end_pass()
-        if outcome in (PassOutcome.DONE, PassOutcome.EMPTY):
-            server.finish_round(outcome)
-            return
+        out = server.advance()
 
 
 def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault | None,
@@ -78,29 +69,22 @@ def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault |
     rnd = server.state.round
     ids = [c.data.id for c in world.clients]
     traffic = {i: [0, 0] for i in ids}  # up, down
-    reports: dict[int, Any] = {}
     t0 = time.perf_counter()
     task = progress.add_task(f"round {rnd}: clients", total=len(ids)) if progress else None
-    starts = server.begin_round(ids)
-    uploads: dict[int, bytes] = {}
-    for c in world.clients:
-        i = c.data.id
-        traffic[i][1] += len(starts[i])
-        blob = _deliver(fault, "round_start", rnd, i, starts[i])
-        if blob is not None:
-            try:
-                up, reports[i] = c.start_round(blob, round=rnd)
-            except RemoteProtocolError:
-                up = None  # a client that rejects the server's message sits the round out
-            if up is not None:
-                uploads[i] = up
-        if progress and task is not None:
+    trained: set[int] = set()
+
+    def tick(i: int) -> None:
+        if progress and task is not None and i not in trained:
+            trained.add(i)
             progress.advance(task)
-    t1 = time.perf_counter()
-    exchange(server, {c.data.id: c for c in world.clients}, uploads, traffic, fault, rnd)
+
+    for c in world.clients:
+        c.report = None
+    exchange(server, {c.data.id: c for c in world.clients}, server.begin_round(ids), traffic, fault, rnd, tick)
     if progress and task is not None:
         progress.remove_task(task)
-    return reports, traffic, {"clients": t1 - t0, "aggregate": time.perf_counter() - t1}
+    reports = {c.data.id: c.report for c in world.clients if c.report is not None}
+    return reports, traffic, {"round": time.perf_counter() - t0}
 
 
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -151,7 +135,7 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
         state = ServerState.initial(num_clients=cfg.fed.num_clients, clusters=cfg.fed.clusters,
                                     head=world.initial_head)
     server = make_server(cfg=cfg, state=state, layer_shapes=world.layer_shapes,
-                         backend=backend_for(cfg.secure.backend))
+                         backend=world.backend)
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    disable=not progress)
     with bar:

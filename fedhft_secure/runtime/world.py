@@ -16,10 +16,11 @@ from ..exceptions import DataError
 from ..fl.client import Client, ClientData
 from ..model.base import Encoded, encode_texts, load_base_model, load_tokenizer
 from ..model.lora import head_state, inject_lora, lora_modules
-from ..secure.api import backend_for
+from ..crypto.sign import IdentityKey
+from ..secure.api import SecureSum, backend_for
 from ..seeds import derive_seed
 
-__all__ = ["World", "build_world"]
+__all__ = ["World", "build_world", "make_backend"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -33,6 +34,17 @@ class World:
     clients: list[Client]
     layer_shapes: dict[str, tuple[int, int]]
     initial_head: dict[str, torch.Tensor]
+    backend: SecureSum
+
+
+def make_backend(cfg: RunConfig) -> SecureSum:
+    s = cfg.secure
+    if s.backend == "plaintext":
+        return backend_for("plaintext")
+    identities = {i: IdentityKey.generate() for i in range(cfg.fed.num_clients)} if s.signed_keys else None
+    return backend_for(s.backend, threat=s.threat, degree=s.neighbours, threshold=s.threshold,
+                       bits=s.modulus_bits, clip=s.clip, seed=cfg.seed, max_bytes=s.max_message_bytes,
+                       identities=identities)
 
 
 def _layer_shapes(base: PreTrainedModel, cfg: RunConfig) -> dict[str, tuple[int, int]]:
@@ -69,7 +81,7 @@ def build_world(cfg: RunConfig) -> World:
     head = head_state(base)
     projector = SketchProjector(seed=derive_seed(cfg.seed, "sketch"), n=flatten(head).numel(),
                                 d=cfg.fed.sketch_dim)
-    backend = backend_for(cfg.secure.backend)
+    backend = make_backend(cfg)
 
     def enc(sub: TextDataset) -> Encoded:
         return encode_texts(tok, sub.texts, sub.labels, d.max_length)
@@ -82,4 +94,4 @@ def build_world(cfg: RunConfig) -> World:
         clients.append(Client(data=data, cfg=cfg, base=base, backend=backend, projector=projector))
     majority = int(np.bincount(pool.labels, minlength=ds.num_labels).argmax())
     return World(cfg=cfg, dataset=ds, test=enc(test), majority_label=majority, base=base, tokenizer=tok,
-                 clients=clients, layer_shapes=shapes, initial_head=head)
+                 clients=clients, layer_shapes=shapes, initial_head=head, backend=backend)

@@ -6,6 +6,17 @@ its threat model states. A client's vectors come in two kinds: ``shared``
 (the same vector for every cluster, e.g. a product with the public Gaussian)
 and ``per_cluster[j]`` (computed from cluster j's own request). A weight of 0
 means the client does not take part in that cluster.
+
+A backend opens one *session* per round (and again after a restart), on each
+side. Sessions are sans-I/O state machines: bytes in, bytes out.
+
+- server: ``next_messages()`` gives the messages of the session's current
+  extra stage (key set-up before the first pass, unmasking after a pass), or
+  ``{}`` when it needs none; ``receive`` takes the replies; ``add_payload``
+  takes the payload of each pass reply; ``sums()`` is the per-cluster result
+  once a pass is complete.
+- client: ``handle`` answers the session's own messages; ``payload`` turns a
+  contribution into what leaves the client in a pass reply.
 """
 
 from __future__ import annotations
@@ -19,7 +30,8 @@ import torch
 
 from ..exceptions import ConfigError
 
-__all__ = ["Contribution", "Expected", "SecureSum", "backend_for", "BACKENDS"]
+__all__ = ["Contribution", "Expected", "SecureSum", "ServerSession", "ClientSession", "SessionInfo",
+           "backend_for", "BACKENDS"]
 
 Tensors = dict[str, torch.Tensor]
 
@@ -37,32 +49,83 @@ class Expected:
     shared: dict[str, tuple[int, ...]]
     per_cluster: dict[str, tuple[int, ...]]
 
+    def size(self) -> int:
+        return sum(int(torch.Size(s).numel()) for s in (*self.shared.values(), *self.per_cluster.values()))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionInfo:
+    """Public facts a session is opened with (the same on both sides)."""
+
+    round: int
+    epoch: int  # 0, then +1 for every restart of the round's plan
+    cohort: tuple[int, ...]
+    clusters: int
+    passes: int  # passes the plan will need (key material is made for each)
+    weights: dict[int, tuple[float, ...]]  # public cluster weights of every cohort member
+
+
+class ServerSession(ABC):
+    def next_messages(self) -> dict[int, bytes]:
+        return {}
+
+    def receive(self, client: int, blob: bytes) -> None:  # noqa: B027 - optional stage
+        raise NotImplementedError
+
+    @abstractmethod
+    def begin_pass(self, pass_seq: int, *, slot: int, expected: Expected) -> None:
+        """A pass starts: its wire sequence number, its slot in the plan (0..passes-1), its shapes."""
+
+    @abstractmethod
+    def add_payload(self, client: int, payload: Tensors) -> None:
+        """One client's pass payload; a RemoteProtocolError names a bad sender."""
+
+    @abstractmethod
+    def end_inputs(self) -> None:
+        """No more payloads for this pass (the missing are dropouts)."""
+
+    @abstractmethod
+    def sums(self) -> list[Tensors] | None:
+        """Per-cluster sums once the pass (and any unmask stage) is complete."""
+
+    @property
+    @abstractmethod
+    def alive(self) -> set[int]:
+        """Clients still in the session (not dropped at any stage)."""
+
+    @property
+    @abstractmethod
+    def contributors(self) -> set[int]:
+        """Clients whose input is in the current pass's sums (known after ``end_inputs``)."""
+
+
+class ClientSession(ABC):
+    def handle(self, blob: bytes) -> bytes:
+        raise NotImplementedError
+
+    @abstractmethod
+    def payload(self, contribution: Contribution, *, slot: int, weights: Sequence[float],
+                expected: Expected) -> Tensors:
+        """What leaves the client for this pass (goes into a PassReply)."""
+
 
 class SecureSum(ABC):
-    """Client side: contribution -> payload tensors. Server side: payloads -> per-cluster sums."""
-
     name: ClassVar[str]
     #: one line for reports: what the aggregator learns.
     server_learns: ClassVar[str]
 
     @abstractmethod
-    def client_payload(self, contribution: Contribution, *, weights: Sequence[float]) -> Tensors:
-        """What leaves the client for this pass (goes into a PassReply)."""
+    def server_session(self, info: SessionInfo) -> ServerSession: ...
 
     @abstractmethod
-    def server_sum(self, payloads: Mapping[int, Tensors], *, weights: Mapping[int, Sequence[float]],
-                   expected: Expected, clusters: int) -> list[Tensors]:
-        """Per-cluster sums over the senders in ``payloads``.
-
-        Raises a RemoteProtocolError naming the sender whose payload is bad;
-        the caller drops that sender and sums again.
-        """
+    def client_session(self, me: int, round: int) -> ClientSession:
+        """A client's session for a round; it learns the rest from the backend's own messages."""
 
 
 BACKENDS: dict[str, type[SecureSum]] = {}
 
 
-def backend_for(name: str) -> SecureSum:
+def backend_for(name: str, **options: object) -> SecureSum:
     if name not in BACKENDS:
         raise ConfigError("secure.backend", f"{name!r} is not available", ", ".join(sorted(BACKENDS)))
-    return BACKENDS[name]()
+    return BACKENDS[name](**options)

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from ..exceptions import MalformedMessage, ShapeMismatch
-from .api import BACKENDS, Contribution, Expected, SecureSum, Tensors
+from ..exceptions import MalformedMessage, RemoteProtocolError, ShapeMismatch
+from .api import BACKENDS, ClientSession, Contribution, Expected, SecureSum, ServerSession, SessionInfo, Tensors
 
-__all__ = ["PlaintextSum", "pack_rows", "unpack_rows"]
+__all__ = ["PlaintextSum", "pack_rows", "unpack_rows", "check_names"]
 
 
 def pack_rows(name: str, t: torch.Tensor) -> Tensors:
@@ -52,11 +52,69 @@ def unpack_rows(payload: Mapping[str, torch.Tensor], name: str, shape: tuple[int
     return t.to(torch.float32)
 
 
-class PlaintextSum(SecureSum):
-    name = "plaintext"
-    server_learns = "every client's vector for every pass (no protection)"
+def check_names(sender: int, payload: Mapping[str, torch.Tensor], expected: Expected, weights: Sequence[float],
+                clusters: int) -> None:
+    wanted = {f"s/{n}" for n in expected.shared} | {
+        f"c{j}/{n}" for j in range(clusters) if weights[j] > 0 for n in expected.per_cluster}
+    got = {k.split("#")[0] for k in payload}
+    if got != wanted:
+        raise ShapeMismatch(f"sender {sender}: vectors {sorted(got ^ wanted)[:4]} missing or unexpected",
+                            sender=sender)
 
-    def client_payload(self, contribution: Contribution, *, weights: Sequence[float]) -> Tensors:
+
+class _Server(ServerSession):
+    def __init__(self, info: SessionInfo) -> None:
+        self.info = info
+        self._alive = set(info.cohort)
+        self.vectors: dict[int, tuple[Tensors, dict[int, Tensors]]] = {}
+        self.result: list[Tensors] | None = None
+
+    @property
+    def alive(self) -> set[int]:
+        return self._alive
+
+    @property
+    def contributors(self) -> set[int]:
+        return set(self.vectors) & self._alive
+
+    def begin_pass(self, pass_seq: int, *, slot: int, expected: Expected) -> None:
+        self.expected, self.weights = expected, self.info.weights
+        self.vectors, self.result = {}, None
+
+    def add_payload(self, client: int, payload: Tensors) -> None:
+        try:
+            w, K = self.weights[client], self.info.clusters
+            check_names(client, payload, self.expected, w, K)
+            shared = {n: unpack_rows(payload, f"s/{n}", s, client) for n, s in self.expected.shared.items()}
+            per = {j: {n: unpack_rows(payload, f"c{j}/{n}", s, client) for n, s in self.expected.per_cluster.items()}
+                   for j in range(K) if w[j] > 0}
+        except RemoteProtocolError:
+            self._alive.discard(client)
+            raise
+        self.vectors[client] = (shared, per)
+
+    def end_inputs(self) -> None:
+        self._alive &= set(self.vectors)
+        K = self.info.clusters
+        sums: list[Tensors] = [{n: torch.zeros(s) for n, s in {**self.expected.shared,
+                                                               **self.expected.per_cluster}.items()}
+                               for _ in range(K)]
+        for client in sorted(self._alive):
+            shared, per = self.vectors[client]
+            w = self.weights[client]
+            for j in range(K):
+                if w[j] > 0:
+                    for n, v in {**shared, **per[j]}.items():
+                        sums[j][n] += float(w[j]) * v
+        self.result = sums
+
+    def sums(self) -> list[Tensors] | None:
+        return self.result
+
+
+class _Client(ClientSession):
+    def payload(self, contribution: Contribution, *, slot: int, weights: Sequence[float],
+                expected: Expected) -> Tensors:
         out: Tensors = {}
         for name, t in contribution.shared.items():
             out.update(pack_rows(f"s/{name}", t))
@@ -66,33 +124,16 @@ class PlaintextSum(SecureSum):
                     out.update(pack_rows(f"c{j}/{name}", t))
         return out
 
-    def server_sum(self, payloads: Mapping[int, Tensors], *, weights: Mapping[int, Sequence[float]],
-                   expected: Expected, clusters: int) -> list[Tensors]:
-        sums: list[Tensors] = [{} for _ in range(clusters)]
 
-        def add(j: int, name: str, v: torch.Tensor) -> None:
-            sums[j][name] = sums[j][name] + v if name in sums[j] else v.clone()
+class PlaintextSum(SecureSum):
+    name = "plaintext"
+    server_learns = "every client's vector for every pass (no protection)"
 
-        for sender, payload in payloads.items():
-            w = weights[sender]
-            wanted = {f"s/{n}" for n in expected.shared} | {
-                f"c{j}/{n}" for j in range(clusters) if w[j] > 0 for n in expected.per_cluster}
-            got = {k.split("#")[0] for k in payload}
-            if got != wanted:
-                raise ShapeMismatch(f"sender {sender}: vectors {sorted(got ^ wanted)[:4]} "
-                                    f"missing or unexpected", sender=sender)
-            shared = {n: unpack_rows(payload, f"s/{n}", s, sender) for n, s in expected.shared.items()}
-            for j in range(clusters):
-                if w[j] <= 0:
-                    continue
-                for n, v in shared.items():
-                    add(j, n, float(w[j]) * v)
-                for n, s in expected.per_cluster.items():
-                    add(j, n, float(w[j]) * unpack_rows(payload, f"c{j}/{n}", s, sender))
-        for j in range(clusters):
-            for n, s in {**expected.shared, **expected.per_cluster}.items():
-                sums[j].setdefault(n, torch.zeros(s))
-        return sums
+    def server_session(self, info: SessionInfo) -> ServerSession:
+        return _Server(info)
+
+    def client_session(self, me: int, round: int) -> ClientSession:
+        return _Client()
 
 
 BACKENDS[PlaintextSum.name] = PlaintextSum

@@ -1,0 +1,190 @@
+"""The client side of a masking session: a pure state machine (bytes in, bytes out).
+
+Rules it enforces, whatever the server asks:
+- it reveals, per pass slot and peer, the mask-key share (peer dropped) or the
+  self-mask share (peer survived), never both;
+- a peer it has once been told is dropped is never treated as alive again in
+  the session (the FedHFT round restarts its plan without that peer);
+- signed key adverts are checked against the consortium roster when one is set.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ...crypto.aead import associated_data, open_share, seal_share
+from ...crypto.encoding import FixedPoint
+from ...crypto.kex import KeyPair, agree, hkdf
+from ...crypto.shamir import SHARE_BYTES, split
+from ...crypto.sign import IdentityKey, verify
+from ...exceptions import MalformedMessage, PolicyViolation, ShapeMismatch, WrongRound
+from ...wire import SERVER, decode, encode
+from ..api import ClientSession, Contribution, Expected, Tensors
+from .masks import flatten, layout, pair_seed, self_seed, stream
+from .messages import (NEXT, ForwardedShares, KeyAdvert, KeyDirectory, KeySetup, SharesHeld, ShareBundle, Stage,
+                       UnmaskReply, UnmaskRequest)
+from .params import neighbour_graph
+
+__all__ = ["MaskingClient", "advert_message", "channel_key"]
+
+KEY_BYTES = 32
+
+
+def advert_message(round: int, epoch: int, me: int, enc: bytes, masks: Sequence[bytes]) -> bytes:
+    """What an identity key signs: binds the advertised keys to who, which round and epoch."""
+    return b"fedhft-secure/advert" + struct.pack("<III", round, epoch, me) + enc + b"".join(masks)
+
+
+def channel_key(secret: KeyPair, peer_enc: bytes, round: int, epoch: int) -> bytes:
+    return hkdf(agree(secret.secret, peer_enc), b"fedhft-secure/share-channel" + struct.pack("<II", round, epoch))
+
+
+def _u8(b: bytes) -> torch.Tensor:
+    return torch.frombuffer(bytearray(b), dtype=torch.uint8) if b else torch.zeros(0, dtype=torch.uint8)
+
+
+class MaskingClient(ClientSession):
+    def __init__(self, me: int, *, round: int, identity: IdentityKey | None = None,
+                 roster: Mapping[int, bytes] | None = None, max_bytes: int = 64 * 2**20,
+                 randomness: bytes | None = None) -> None:
+        self.me, self.round = me, round
+        self.identity, self.roster = identity, roster
+        self.max_bytes = max_bytes
+        # stochastic rounding: unpredictable, never a key
+        self.rng = np.random.default_rng(int.from_bytes(randomness or secrets.token_bytes(16), "big"))
+        self.stage = Stage.IDLE
+        self.epoch = -1
+
+    # -- dispatch -----------------------------------------------------------------------
+    def handle(self, blob: bytes) -> bytes:
+        kind = blob[5] if len(blob) > 5 else -1
+        for cls, fn in ((KeySetup, self._setup), (KeyDirectory, self._directory),
+                        (ForwardedShares, self._forwarded), (UnmaskRequest, self._unmask)):
+            if kind == cls.KIND:
+                msg = decode(blob, cls, round=self.round, sender=SERVER, max_bytes=self.max_bytes)
+                fresh = cls is KeySetup and msg.epoch > self.epoch  # a restart opens a new epoch
+                if not fresh and msg.epoch != self.epoch:
+                    raise WrongRound(f"epoch {msg.epoch}, session is at epoch {self.epoch}", sender=SERVER)
+                step = NEXT.get((cls.__name__, Stage.IDLE if fresh else self.stage))
+                if step is None:
+                    raise WrongRound(f"{cls.__name__} in stage {self.stage.value}", sender=SERVER)
+                out = fn(msg)
+                self.stage = step
+                return encode(out, self.max_bytes)
+        raise MalformedMessage(f"message kind {kind} is not part of the masking session", sender=SERVER)
+
+    # -- stages -------------------------------------------------------------------------
+    def _setup(self, m: KeySetup) -> KeyAdvert:
+        if self.me not in m.cohort or len(m.participation) != len(m.cohort) or m.slots < 1:
+            raise MalformedMessage("key set-up does not include this client consistently", sender=SERVER)
+        self.epoch, self.setup = m.epoch, m
+        self.part = {c: set(p) for c, p in zip(m.cohort, m.participation)}
+        self.neighbours = neighbour_graph(list(m.cohort), m.degree, m.graph_seed)[self.me]
+        self.codec = FixedPoint(n=max(1, max(sum(j in p for p in self.part.values()) for j in range(m.clusters))),
+                                clip=m.clip, bits=m.bits)
+        self.enc = KeyPair.generate()
+        self.masks = [KeyPair.generate() for _ in range(m.slots)]
+        self.selfs = [os.urandom(KEY_BYTES) for _ in range(m.slots)]
+        self.peer_mask: dict[int, list[bytes]] = {}
+        self.channel: dict[int, bytes] = {}
+        self.held: dict[int, tuple[list[bytes], list[bytes]]] = {}
+        self.revealed: dict[tuple[int, int], str] = {}
+        self.declared_dropped: set[int] = set()
+        mask_pubs = [k.public for k in self.masks]
+        sig = self.identity.sign(advert_message(self.round, m.epoch, self.me, self.enc.public, mask_pubs)) \
+            if self.identity else b""
+        return KeyAdvert(round=self.round, sender=self.me, epoch=m.epoch,
+                         keys={"enc": _u8(self.enc.public), "mask": _u8(b"".join(mask_pubs)), "sig": _u8(sig)})
+
+    def _directory(self, m: KeyDirectory) -> ShareBundle:
+        slots, t = self.setup.slots, self.setup.threshold
+        xs = [v + 1 for v in self.neighbours]
+        s_shares = [split(k.secret_bytes(), t, xs) for k in self.masks]
+        b_shares = [split(b, t, xs) for b in self.selfs]
+        out: Tensors = {}
+        for v in self.neighbours:
+            try:
+                enc = bytes(m.peers[f"{v}/enc"].numpy())
+                mask = bytes(m.peers[f"{v}/mask"].numpy())
+                sig = bytes(m.peers[f"{v}/sig"].numpy())
+            except KeyError:
+                continue  # v dropped before advertising: no masks with v
+            if len(enc) != KEY_BYTES or len(mask) != KEY_BYTES * slots:
+                raise ShapeMismatch(f"keys of client {v} have the wrong size", sender=SERVER)
+            masks = [mask[i * KEY_BYTES:(i + 1) * KEY_BYTES] for i in range(slots)]
+            if self.roster is not None:
+                if v not in self.roster:
+                    raise PolicyViolation(f"client {v} is not in the consortium roster", sender=SERVER)
+                verify(self.roster[v], sig, advert_message(self.round, self.epoch, v, enc, masks))
+            self.peer_mask[v] = masks
+            self.channel[v] = channel_key(self.enc, enc, self.round, self.epoch)
+            plain = b"".join(s_shares[p][v + 1] for p in range(slots)) + b"".join(b_shares[p][v + 1]
+                                                                               for p in range(slots))
+            ad = associated_data(self.me, v, self.round, self.epoch, b"fedhft-share")
+            out[str(v)] = _u8(seal_share(self.channel[v], plain, ad))
+        return ShareBundle(round=self.round, sender=self.me, epoch=self.epoch, shares=out)
+
+    def _forwarded(self, m: ForwardedShares) -> SharesHeld:
+        slots = self.setup.slots
+        for key, blob in m.shares.items():
+            try:
+                u = int(key)
+            except ValueError:
+                raise MalformedMessage(f"share from {key!r}", sender=SERVER) from None
+            if u not in self.channel:
+                continue  # not a neighbour with keys: ignore
+            ad = associated_data(u, self.me, self.round, self.epoch, b"fedhft-share")
+            plain = open_share(self.channel[u], bytes(blob.numpy()), ad)
+            if len(plain) != 2 * slots * SHARE_BYTES:
+                raise MalformedMessage(f"shares from {u} have the wrong length", sender=SERVER)
+            cut = [plain[i * SHARE_BYTES:(i + 1) * SHARE_BYTES] for i in range(2 * slots)]
+            self.held[u] = (cut[:slots], cut[slots:])
+        return SharesHeld(round=self.round, sender=self.me, epoch=self.epoch, holders=sorted(self.held))
+
+    def _unmask(self, m: UnmaskRequest) -> UnmaskReply:
+        if not 0 <= m.slot < self.setup.slots:
+            raise MalformedMessage(f"slot {m.slot} out of range", sender=SERVER)
+        dropped, alive = set(m.dropped), set(m.survivors)
+        if dropped & alive:
+            raise PolicyViolation(f"clients {sorted(dropped & alive)} listed as dropped and alive", sender=SERVER)
+        if alive & self.declared_dropped:
+            raise PolicyViolation(f"clients {sorted(alive & self.declared_dropped)} were declared dropped "
+                                  "earlier in this session", sender=SERVER)
+        out: Tensors = {}
+        for u, (s_sh, b_sh) in self.held.items():
+            kind = "s" if u in dropped else "b" if u in alive else None
+            if kind is None:
+                continue
+            if self.revealed.setdefault((m.slot, u), kind) != kind:
+                raise PolicyViolation(f"asked for both shares of client {u} at slot {m.slot}", sender=SERVER)
+            out[f"{kind}/{u}"] = _u8((s_sh if kind == "s" else b_sh)[m.slot])
+        self.declared_dropped |= dropped
+        return UnmaskReply(round=self.round, pass_idx=m.pass_idx, sender=self.me, epoch=self.epoch, shares=out)
+
+    # -- the masked input -----------------------------------------------------------------
+    def payload(self, contribution: Contribution, *, slot: int, weights: Sequence[float],
+                expected: Expected) -> Tensors:
+        if self.stage is not Stage.READY:
+            raise WrongRound(f"masked input asked in stage {self.stage.value}", sender=SERVER)
+        order = layout(expected)
+        out: Tensors = {}
+        for j in sorted(self.part[self.me]):
+            w = float(weights[j])
+            own = contribution.per_cluster.get(j, {})
+            vec = w * flatten(contribution.shared, own, order) if w > 0 else np.zeros(expected.size())
+            y = self.codec.encode(vec, self.rng.random(vec.shape))
+            y = y + stream(self_seed(self.selfs[slot], self.round, self.epoch, slot, j), y.size, self.codec.bits)
+            for v in self.held:
+                if v in self.peer_mask and j in self.part.get(v, ()):
+                    seed = pair_seed(agree(self.masks[slot].secret, self.peer_mask[v][slot]), self.round,
+                                     self.epoch, slot, j)
+                    pm = stream(seed, y.size, self.codec.bits)
+                    y = y + pm if self.me < v else y - pm
+            out[f"c{j}"] = torch.from_numpy(y.view(np.int32 if self.codec.bits == 32 else np.int64).copy())
+        return out

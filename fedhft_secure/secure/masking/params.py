@@ -1,0 +1,64 @@
+"""Public parameters of one masking session: graph degree, threshold, encoding."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...exceptions import ConfigError
+
+__all__ = ["MaskingParams", "derive_params", "neighbour_graph", "THREATS"]
+
+#: threshold as a fraction of the degree, per adversary model (SecAgg+, Bell et al. 2020):
+#: honest-but-curious: t > k/2; a server that lies about dropouts: t > 2k/3.
+THREATS = {"honest-but-curious": 1 / 2, "semi-malicious": 2 / 3}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MaskingParams:
+    degree: int  # k: neighbours per client
+    threshold: int  # t: shares needed to reconstruct
+    bits: int = 32
+    clip: float = 64.0
+
+
+def derive_params(n: int, *, threat: str, degree: int = 0, threshold: int = 0, bits: int = 32,
+                  clip: float = 64.0) -> MaskingParams:
+    """k = n-1 up to 20 clients, else about 4 log2 n (SecAgg+'s O(log n)); t from the threat model."""
+    if threat not in THREATS:
+        raise ConfigError("secure.threat", f"{threat!r} is unknown", ", ".join(THREATS))
+    if n < 2:
+        raise ConfigError("fed.num_clients", "secure aggregation needs at least 2 clients", ">= 2")
+    k = degree or (n - 1 if n <= 20 else min(n - 1, 4 * math.ceil(math.log2(n))))
+    k = min(k, n - 1)
+    t = threshold or int(math.floor(THREATS[threat] * k)) + 1
+    if not 1 <= t <= k:
+        raise ConfigError("secure.threshold", f"{t} does not fit degree {k}", f"1..{k}")
+    if t <= THREATS[threat] * k:
+        raise ConfigError("secure.threshold", f"{t} is too small for a {threat} server with degree {k}",
+                          f"> {THREATS[threat] * k:g}")
+    return MaskingParams(degree=k, threshold=t, bits=bits, clip=clip)
+
+
+def neighbour_graph(cohort: list[int], degree: int, seed: int) -> dict[int, list[int]]:
+    """A k-regular graph (k-regular up to one extra edge when k and n are both odd): a circulant
+    over a random public ordering of the cohort — each client linked to the k/2 next on each side."""
+    n = len(cohort)
+    order = [cohort[i] for i in np.random.default_rng(seed).permutation(n)]
+    pos = {c: i for i, c in enumerate(order)}
+    out: dict[int, set[int]] = {c: set() for c in cohort}
+    half = degree // 2
+    for c in cohort:
+        i = pos[c]
+        for d in range(1, half + 1):
+            for j in (i + d, i - d):
+                out[c].add(order[j % n])
+        if degree % 2:  # the diametric partner
+            out[c].add(order[(i + n // 2) % n])
+    for c in cohort:
+        out[c].discard(c)
+        for v in out[c]:
+            out[v].add(c)
+    return {c: sorted(v) for c, v in out.items()}

@@ -1,0 +1,240 @@
+"""The server side of a masking session: routes keys and shares, opens only sums.
+
+``next_messages()`` closes the stage in progress (a client that did not
+answer is dropped) and returns the next stage's messages: KeySetup,
+KeyDirectory, ForwardedShares, then nothing until a pass; after a pass's
+inputs, UnmaskRequest; then the sums are open and it returns nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ...crypto.encoding import FixedPoint
+from ...crypto.kex import KeyPair, agree
+from ...crypto.shamir import lagrange_at_zero, reconstruct
+from ...exceptions import AggregationAborted, LocalProtocolError, RemoteProtocolError, ShapeMismatch, WrongRound
+from ...wire import Intake, encode
+from ..api import Expected, ServerSession, SessionInfo, Tensors
+from .masks import layout, pair_seed, self_seed, stream, unflatten
+from .messages import (ForwardedShares, KeyAdvert, KeyDirectory, KeySetup, SharesHeld, ShareBundle, UnmaskReply,
+                       UnmaskRequest)
+from .params import MaskingParams, neighbour_graph
+
+__all__ = ["MaskingServer"]
+
+_REPLY = {"setup": KeyAdvert, "directory": ShareBundle, "forward": SharesHeld, "unmask": UnmaskReply}
+
+
+class MaskingServer(ServerSession):
+    def __init__(self, info: SessionInfo, params: MaskingParams, *, participation: Mapping[int, Sequence[int]],
+                 graph_seed: int, max_bytes: int = 64 * 2**20) -> None:
+        self.pass_seq = 0
+        self.info, self.params = info, params
+        self.cohort = list(info.cohort)
+        self.part = {c: sorted(participation[c]) for c in self.cohort}
+        self.graph = neighbour_graph(self.cohort, params.degree, graph_seed)
+        self.graph_seed = graph_seed
+        self.max_bytes = max_bytes
+        self.intake = Intake(max_bytes=max_bytes)
+        self.stage = "start"
+        self.replies: dict[int, object] = {}
+        self._alive = set(self.cohort)
+        self.errors: list[tuple[int, str]] = []
+        n_max = max(1, max(sum(j in p for p in self.part.values()) for j in range(info.clusters)))
+        self.codec = FixedPoint(n=n_max, clip=params.clip, bits=params.bits)
+        self.result: list[Tensors] | None = None
+
+    @property
+    def alive(self) -> set[int]:
+        return self._alive
+
+    @property
+    def contributors(self) -> set[int]:
+        return set(getattr(self, "inputs", {}))
+
+    def _drop(self, client: int, why: str) -> None:
+        if client in self._alive:
+            self._alive.discard(client)
+            self.errors.append((client, why))
+
+    def receive(self, client: int, blob: bytes) -> None:
+        expect = _REPLY.get(self.stage)
+        if expect is None:
+            raise WrongRound(f"no reply expected in stage {self.stage}", sender=client)
+        try:
+            msg = self.intake.accept(blob, expect, round=self.info.round, pass_idx=self.pass_seq
+                                     if self.stage == "unmask" else 0, sender=client, allowed=self._alive)
+            if msg.epoch != self.info.epoch:
+                raise WrongRound(f"epoch {msg.epoch}, expected {self.info.epoch}", sender=client)
+            self._check(client, msg)
+        except RemoteProtocolError as exc:
+            self._drop(client, f"{type(exc).__name__}: {exc}")
+            raise
+        self.replies[client] = msg
+
+    def _check(self, client: int, msg: object) -> None:
+        if isinstance(msg, KeyAdvert):
+            k = msg.keys
+            if (set(k) != {"enc", "mask", "sig"} or k["enc"].numel() != 32
+                    or k["mask"].numel() != 32 * self.info.passes or k["enc"].dtype.is_floating_point):
+                raise ShapeMismatch(f"sender {client}: key advert has the wrong shape", sender=client)
+
+    def _close(self) -> set[int]:
+        """End a stage: who answered stays, the rest are dropped."""
+        for c in sorted(self._alive - set(self.replies)):
+            self._drop(c, f"no reply in stage {self.stage}")
+        return set(self.replies)
+
+    def next_messages(self) -> dict[int, bytes]:
+        r, e = self.info.round, self.info.epoch
+        if self.stage == "start":
+            self.stage, self.replies, self.intake = "setup", {}, Intake(max_bytes=self.max_bytes)
+            setup = KeySetup(round=r, epoch=e, cohort=self.cohort, participation=[self.part[c] for c in self.cohort],
+                             graph_seed=self.graph_seed, degree=self.params.degree, threshold=self.params.threshold,
+                             slots=self.info.passes, bits=self.params.bits, clip=self.params.clip,
+                             clusters=self.info.clusters)
+            blob = encode(setup, self.max_bytes)
+            return {c: blob for c in sorted(self._alive)}
+        if self.stage == "setup":
+            self.adverts = {c: self.replies[c] for c in self._close()}
+            self._check_live_neighbours()
+            self.stage, self.replies, self.intake = "directory", {}, Intake(max_bytes=self.max_bytes)
+            out = {}
+            for c in sorted(self._alive):
+                peers = {}
+                for v in self.graph[c]:
+                    if v in self.adverts:
+                        peers.update({f"{v}/{k}": t for k, t in self.adverts[v].keys.items()})
+                out[c] = encode(KeyDirectory(round=r, epoch=e, peers=peers), self.max_bytes)
+            return out
+        if self.stage == "directory":
+            bundles = {c: self.replies[c] for c in self._close()}
+            self.sharers = set(bundles)
+            self._check_live_neighbours()
+            self.stage, self.replies, self.intake = "forward", {}, Intake(max_bytes=self.max_bytes)
+            out = {}
+            for c in sorted(self._alive):
+                shares = {str(u): b.shares[str(c)] for u, b in bundles.items() if str(c) in b.shares}
+                out[c] = encode(ForwardedShares(round=r, epoch=e, shares=shares), self.max_bytes)
+            return out
+        if self.stage == "forward":
+            self.held = {c: set(self.replies[c].holders) & set(self.graph[c]) & self.sharers for c in self._close()}
+            for u in self._alive:
+                for v in self.held[u]:
+                    if v in self._alive and u not in self.held.get(v, set()):
+                        raise AggregationAborted(f"clients {u} and {v} do not hold each other's shares")
+            self._check_live_neighbours()
+            self.stage, self.replies = "ready", {}
+            return {}
+        if self.stage == "inputs_closed":
+            self.stage, self.replies, self.intake = "unmask", {}, Intake(max_bytes=self.max_bytes)
+            req = UnmaskRequest(round=r, pass_idx=self.pass_seq, epoch=e, slot=self.slot,
+                                dropped=sorted(self.dropped_now), survivors=sorted(self.inputs))
+            blob = encode(req, self.max_bytes)
+            return {c: blob for c in sorted(self._alive)}
+        if self.stage == "unmask":
+            replies = {c: self.replies[c] for c in self._close()}
+            self.result = self._open(replies)
+            self.stage, self.replies = "ready", {}
+            return {}
+        return {}
+
+    def _check_live_neighbours(self) -> None:
+        t = self.params.threshold
+        for c in self._alive:
+            live = sum(v in self._alive for v in self.graph[c])
+            if live < t:
+                raise AggregationAborted(f"client {c} has {live} live neighbours, fewer than t={t}: "
+                                         "no sum can be opened safely")
+
+    # -- passes -------------------------------------------------------------------------
+    def begin_pass(self, pass_seq: int, *, slot: int, expected: Expected) -> None:
+        if self.stage != "ready":
+            raise LocalProtocolError(f"a pass cannot begin in stage {self.stage}")
+        if not 0 <= slot < self.info.passes:
+            raise LocalProtocolError(f"slot {slot} outside the session's {self.info.passes} passes")
+        self.pass_seq, self.expected, self.slot = pass_seq, expected, slot
+        self.inputs: dict[int, dict[int, np.ndarray]] = {}
+        self.result = None
+        self.stage = "inputs"
+
+    def add_payload(self, client: int, payload: Tensors) -> None:
+        size = self.expected.size()
+        want = {f"c{j}" for j in self.part.get(client, ())}
+        try:
+            if client not in self._alive:
+                raise WrongRound(f"sender {client} is not in the session", sender=client)
+            if set(payload) != want:
+                raise ShapeMismatch(f"sender {client}: clusters {sorted(payload)}, expected {sorted(want)}",
+                                    sender=client)
+            dtype = np.uint32 if self.params.bits == 32 else np.uint64
+            vecs = {}
+            for key, t in payload.items():
+                if t.dim() != 1 or t.numel() != size or t.is_floating_point() or t.element_size() * 8 != self.params.bits:
+                    raise ShapeMismatch(f"sender {client}: {key} is not {size} {self.params.bits}-bit integers",
+                                        sender=client)
+                vecs[int(key[1:])] = t.numpy().view(dtype)
+        except RemoteProtocolError as exc:
+            self._drop(client, f"{type(exc).__name__}: {exc}")
+            raise
+        self.inputs[client] = vecs
+
+    def end_inputs(self) -> None:
+        for c in sorted(self._alive - set(self.inputs)):
+            self._drop(c, "no masked input")
+        # dropped at this pass: held shares (so masks may involve them) but sent no input
+        self.dropped_now = {c for c in self.sharers if c not in self.inputs}
+        self.stage = "inputs_closed"
+
+    def _open(self, replies: Mapping[int, UnmaskReply]) -> list[Tensors]:
+        t, slot, r, e = self.params.threshold, self.slot, self.info.round, self.info.epoch
+        survivors = set(self.inputs)
+        shares: dict[tuple[str, int], dict[int, bytes]] = {}
+        for w, rep in replies.items():
+            for key, blob in rep.shares.items():
+                kind, _, u = key.partition("/")
+                if kind in ("s", "b") and u.isdigit() and w in self.graph.get(int(u), ()):
+                    shares.setdefault((kind, int(u)), {})[w + 1] = bytes(blob.numpy())
+        lagrange: dict[tuple[int, ...], list[int]] = {}
+
+        def secret(kind: str, u: int) -> bytes:
+            got = shares.get((kind, u), {})
+            if len(got) < t:
+                raise AggregationAborted(f"{len(got)} shares of client {u}'s {'mask key' if kind == 's' else 'self mask'}"
+                                         f", {t} needed: the sum stays closed")
+            xs = sorted(got)[:t]
+            lam = lagrange.setdefault(tuple(xs), lagrange_at_zero(xs))
+            return reconstruct(got, t, coefficients=(xs, lam))
+
+        order = layout(self.expected)
+        bits = self.params.bits
+        selfs = {u: secret("b", u) for u in sorted(survivors)}
+        dropped_keys = {}
+        for v in sorted(self.dropped_now):
+            kp = KeyPair.from_secret(secret("s", v))
+            if kp.public != bytes(self.adverts[v].keys["mask"].numpy()[32 * slot:32 * (slot + 1)]):
+                raise AggregationAborted(f"shares of client {v} reconstruct a key it never advertised")
+            dropped_keys[v] = kp
+        out: list[Tensors] = []
+        for j in range(self.info.clusters):
+            total = np.zeros(self.expected.size(), dtype=self.codec.dtype)
+            for u in sorted(survivors):
+                if j not in self.inputs[u]:
+                    continue
+                total += self.inputs[u][j]
+                total -= stream(self_seed(selfs[u], r, e, slot, j), total.size, bits)
+                for v in self.held.get(u, ()):
+                    if v in dropped_keys and j in self.part.get(v, ()):
+                        agreed = agree(dropped_keys[v].secret, self.adverts[u].keys["mask"].numpy()[32 * slot:32 * (slot + 1)].tobytes())
+                        pm = stream(pair_seed(agreed, r, e, slot, j), total.size, bits)
+                        total = total - pm if u < v else total + pm
+            vec = self.codec.decode_sum(total)
+            named = unflatten(vec, order)
+            out.append(named)
+        return out
+
+    def sums(self) -> list[Tensors] | None:
+        return self.result
