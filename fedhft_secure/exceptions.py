@@ -20,6 +20,10 @@ __all__ = [
     "WrongSender",
     "ReplayedMessage",
     "ShapeMismatch",
+    "MalformedCiphertext",
+    "WrongKey",
+    "ValueOutOfRange",
+    "MissingKey",
 ]
 
 
@@ -86,3 +90,19 @@ class ReplayedMessage(RemoteProtocolError):
 
 class ShapeMismatch(RemoteProtocolError):
     """A contribution whose tensors do not have the shapes the pass asked for."""
+
+
+class MalformedCiphertext(MalformedMessage):
+    """CKKS ciphertext bytes that do not load, or load as something the parameters forbid."""
+
+
+class WrongKey(RemoteProtocolError):
+    """A ciphertext made under another parameter set or key epoch than ours."""
+
+
+class ValueOutOfRange(LocalProtocolError):
+    """A value outside the bound the CKKS parameters were derived for (it would wrap around)."""
+
+
+class MissingKey(LocalProtocolError):
+    """An operation that needs key material this party does not (and must not) hold."""
