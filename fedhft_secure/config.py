@@ -104,7 +104,7 @@ class FedConfig:
 
 @dataclass(**FROZEN)
 class SecureConfig:
-    backend: str = opt("plaintext", "SecureSum backend", choices=("plaintext",))
+    backend: str = opt("plaintext", "SecureSum backend", choices=("plaintext", "ckks"))
     max_message_bytes: int = opt(64 * 2**20, "largest message a decoder accepts", min=1024)
 
 
