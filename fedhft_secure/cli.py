@@ -29,6 +29,16 @@ def _parser() -> argparse.ArgumentParser:
                      help="override one config key, e.g. --set fed.rounds=2 (repeatable)")
     run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last completed round")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    kg = sub.add_parser("keygen", help="CKKS consortium keys: one secret file per member, a public one for the server",
+                        description="Writes DIR/member_<i>.ckks-secret (mode 0600, the same secret for every "
+                                    "member) and DIR/server.ckks-public (parameters only, no key).")
+    kg.add_argument("--members", type=int, required=True, help="number of member (secret) key files")
+    kg.add_argument("--out", metavar="DIR", required=True, help="folder for the key files (must not hold any)")
+    kg.add_argument("--max-clients", type=int, default=None, help="most ciphertexts in one sum")
+    kg.add_argument("--value-bound", type=float, default=None, help="largest |p_ij * value| a client encrypts")
+    kg.add_argument("--precision", type=float, default=None, help="largest error of a released sum value")
+    kg.add_argument("--flood-bits", type=int, default=None,
+                    help="flooding noise = 2^bits x the decryption error bound (IND-CPA^D)")
     return p
 
 
@@ -37,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning)
     try:
+        if args.command == "keygen":
+            from .runtime.keyfiles import describe, keygen
+            from .secure.ckks.params import derive_params
+
+            opts = {k: v for k, v in {"max_clients": args.max_clients, "value_bound": args.value_bound,
+                                      "precision": args.precision, "flood_bits": args.flood_bits}.items()
+                    if v is not None}
+            print(describe(keygen(args.members, Path(args.out), derive_params(**opts))))
         if args.command == "run":
             from .runtime.local import run
 

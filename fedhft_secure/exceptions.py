@@ -22,6 +22,10 @@ __all__ = [
     "ShapeMismatch",
     "AggregationAborted",
     "PolicyViolation",
+    "MalformedCiphertext",
+    "WrongKey",
+    "ValueOutOfRange",
+    "MissingKey",
 ]
 
 
@@ -96,3 +100,19 @@ class AggregationAborted(FedHFTError):
 
 class PolicyViolation(RemoteProtocolError):
     """The server asked for something the protocol forbids (e.g. both shares of one peer)."""
+
+
+class MalformedCiphertext(MalformedMessage):
+    """CKKS ciphertext bytes that do not load, or load as something the parameters forbid."""
+
+
+class WrongKey(RemoteProtocolError):
+    """A ciphertext made under another parameter set or key epoch than ours."""
+
+
+class ValueOutOfRange(LocalProtocolError):
+    """A value outside the bound the CKKS parameters were derived for (it would wrap around)."""
+
+
+class MissingKey(LocalProtocolError):
+    """An operation that needs key material this party does not (and must not) hold."""

@@ -2,8 +2,10 @@
 
 from . import masking
 from .api import ClientSession, Contribution, Expected, SecureSum, ServerSession, SessionInfo, backend_for
+from .ckks.sum import CkksSum
 from .masking import MaskingSum
+from .opened import ClientOpenedSum, opens_on_client
 from .plaintext import PlaintextSum
 
 __all__ = ["Contribution", "Expected", "SecureSum", "ServerSession", "ClientSession", "SessionInfo",
-           "PlaintextSum", "MaskingSum", "backend_for", "masking"]
+           "PlaintextSum", "MaskingSum", "CkksSum", "ClientOpenedSum", "opens_on_client", "backend_for", "masking"]

@@ -1,0 +1,300 @@
+"""Behaviour of the CKKS backend: sums within the precision bound, keys, refusals."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+import tenseal as ts
+import torch
+
+from fedhft_secure.cli import main
+from fedhft_secure.exceptions import (ConfigError, FedHFTError, LocalProtocolError, MalformedMessage,
+                                      MissingKey, RemoteProtocolError, ShapeMismatch, ValueOutOfRange,
+                                      WrongKey)
+from fedhft_secure.runtime.keyfiles import PUBLIC_NAME, SECRET_NAME, keygen, read_public, read_secret
+from fedhft_secure.secure.api import Contribution, Expected
+from fedhft_secure.secure.ckks import (SECURITY_TABLE_128, CkksClient, CkksParameterError, CkksParams,
+                                       CkksServer, SecretBundle, derive_params, generate_keys)
+from fedhft_secure.secure.ckks.params import check_params
+from fedhft_secure.secure.ckks.sum import SUM_KEY, CkksSum
+from fedhft_secure.secure.ckks.transport import new_identity, open_bundle, seal_bundle
+from fedhft_secure.secure.opened import opens_on_client
+from fedhft_secure.secure.plaintext import PlaintextSum
+
+
+@pytest.fixture(scope="module")
+def bundle() -> SecretBundle:
+    return generate_keys(derive_params(max_clients=8, value_bound=2.0, precision=1e-4, flood_bits=16))
+
+
+@pytest.fixture(scope="module")
+def parties(bundle):
+    return CkksClient(SecretBundle.from_bytes(bundle.to_bytes())), CkksServer(bundle.public())
+
+
+# ---- parameters -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kw", [{}, {"flood_bits": 0}, {"max_clients": 2, "precision": 1e-2},
+                                {"max_clients": 100, "value_bound": 64.0, "precision": 1e-3},
+                                {"weight_bits": 10, "flood_bits": 8}])
+def test_derived_sets_lie_inside_the_128_bit_table(kw):
+    p = derive_params(**kw)
+    assert p.log_q <= SECURITY_TABLE_128[p.poly_modulus_degree]
+    assert p.security_bits == 128
+    assert p.error_bound * (1 + 2**p.flood_bits) <= p.precision
+    # smallest: one bit less of scale would miss the precision
+    assert p.error_bound * 2 * (1 + 2**p.flood_bits) > p.precision
+
+
+def test_table_is_the_standard_one():
+    assert SECURITY_TABLE_128 == {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
+
+
+@pytest.mark.parametrize("change", [
+    {"poly_modulus_degree": 3000},
+    {"poly_modulus_degree": 2048, "coeff_mod_bit_sizes": (40, 40)},  # 80 > 54 bits
+    {"coeff_mod_bit_sizes": (60, 50)},  # 110 > 109 for N=4096
+    {"coeff_mod_bit_sizes": (30, 30)},  # q0 too small for its own sums
+    {"coeff_mod_bit_sizes": (40, 40, 20)},
+    {"scale_bits": 10},  # precision not reached
+])
+def test_parameters_outside_the_table_or_inconsistent_are_refused(change):
+    base = derive_params(max_clients=8, value_bound=2.0, precision=1e-4, flood_bits=0)
+    bad = CkksParams(**{**base.to_dict(), "coeff_mod_bit_sizes": base.coeff_mod_bit_sizes, **change})
+    with pytest.raises(CkksParameterError) as info:
+        check_params(bad)
+    assert isinstance(info.value, ConfigError) and "secure.ckks" in str(info.value)
+
+
+@pytest.mark.parametrize("kw", [{"precision": 1e-9}, {"flood_bits": 40}, {"max_clients": 0},
+                                {"precision": -1.0}])
+def test_unreachable_requests_are_refused_with_a_clear_error(kw):
+    with pytest.raises(CkksParameterError, match="secure.ckks"):
+        derive_params(**kw)
+
+
+# ---- sums ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sums_are_exact_within_the_precision_bound(bundle, parties, seed):
+    client, server = parties
+    g = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(1, 9, (1,), generator=g))
+    shapes = {"a": (int(torch.randint(1, 300, (1,), generator=g)), 8), "b": (3,), "c": (2500,)}
+    layout = client.layout(shapes)
+    xs = [{k: (torch.rand(s, generator=g, dtype=torch.float64) * 4 - 2) for k, s in shapes.items()}
+          for _ in range(n)]
+    blobs = {i: client.encrypt(x, layout=layout) for i, x in enumerate(xs)}
+    got = client.decrypt(server.weighted_sum(blobs, layout=layout), layout=layout)
+    for k in shapes:
+        want = sum(x[k] for x in xs)
+        err = (got[k].double() - want).abs().max().item()
+        # the bound plus float32 rounding of the returned tensor
+        assert err <= bundle.params.precision + 2 * n * 2.0 * 2**-24, (k, err)
+        assert err > 0  # flooded: never the exact value
+
+
+def test_integer_weights_are_applied_by_additions():
+    p = derive_params(max_clients=4, value_bound=1.0, precision=1e-4, flood_bits=0, weight_bits=6)
+    sk = generate_keys(p)
+    client, server = CkksClient(sk), CkksServer(sk.public())
+    layout = client.layout({"v": (100,)})
+    g = torch.Generator().manual_seed(3)
+    xs = [torch.rand(100, generator=g, dtype=torch.float64) * 2 - 1 for _ in range(4)]
+    k = {0: 0, 1: 1, 2: 37, 3: 64}
+    blobs = {i: client.encrypt({"v": x}, layout=layout) for i, x in enumerate(xs)}
+    got = client.decrypt(server.weighted_sum(blobs, k, layout=layout), layout=layout)["v"].double()
+    want = sum(k[i] * xs[i] for i in range(4)) / 64
+    assert (got - want).abs().max() <= p.precision + 1e-6
+    with pytest.raises(LocalProtocolError):
+        server.weighted_sum(blobs, {**k, 3: 65}, layout=layout)
+
+
+def test_decryption_is_bit_identical_across_members(bundle, tmp_path):
+    # two members load the same secret from their own files
+    keygen_dir = tmp_path / "keys"
+    summary = keygen(2, keygen_dir, bundle.params)
+    m0, m1 = (CkksClient(read_secret(keygen_dir / SECRET_NAME.format(i=i))) for i in (0, 1))
+    server = CkksServer(read_public(keygen_dir / PUBLIC_NAME))
+    assert summary["key_id"] == read_public(keygen_dir / PUBLIC_NAME).key_id.hex()
+    layout = m0.layout({"x": (3000,)})
+    g = torch.Generator().manual_seed(5)
+    blobs = {i: (m0 if i % 2 else m1).encrypt({"x": torch.rand(3000, generator=g) - 0.5}, layout=layout)
+             for i in range(5)}
+    summed = server.weighted_sum(blobs, layout=layout)
+    a, b = m0.decrypt(summed, layout=layout)["x"], m1.decrypt(summed, layout=layout)["x"]
+    assert torch.equal(a, b)
+    assert torch.equal(a, m0.decrypt(summed, layout=layout)["x"])  # and repeatable
+    # the flooding noise is there and depends on the ciphertext
+    raw = m0.decrypt(summed, layout=layout, flood=False)["x"]
+    assert not torch.equal(a, raw)
+    other = server.weighted_sum({i: blobs[i] for i in range(4)}, layout=layout)
+    d1 = m0.decrypt(other, layout=layout)["x"] - m0.decrypt(other, layout=layout, flood=False)["x"]
+    assert not torch.allclose(d1, a - raw)
+
+
+def test_values_outside_the_bound_are_refused_before_encryption(parties):
+    client, _ = parties
+    with pytest.raises(ValueOutOfRange):
+        client.encrypt({"x": torch.tensor([0.0, 2.5])})
+    with pytest.raises(ValueOutOfRange):
+        client.encrypt({"x": torch.tensor([float("nan")])})
+
+
+# ---- keys -----------------------------------------------------------------------------------------
+
+def test_server_holds_no_secret_key_and_cannot_decrypt(bundle, parties):
+    client, server = parties
+    assert not server.ctx.has_secret_key() and not server.ctx.is_private()
+    assert not server.ctx.has_galois_keys()
+    pub = bundle.public().to_bytes()
+    assert len(pub) < 1000 < len(bundle.to_bytes())
+    assert bundle.flood_key not in pub
+    layout = client.layout({"x": (10,)})
+    blob = client.encrypt({"x": torch.ones(10)}, layout=layout)
+    summed = server.weighted_sum({0: blob}, layout=layout)
+    _, vecs = server._parse(summed, layout, None, None)
+    with pytest.raises(ValueError, match="secret"):
+        vecs[0].decrypt()
+    assert not hasattr(server, "decrypt")
+    with pytest.raises(MalformedMessage):  # a public context that carries a secret key is refused
+        CkksServer(type(bundle.public())(params=bundle.params, key_id=bundle.key_id, context=bundle.context))
+
+
+def test_secret_bundle_repr_shows_no_secret(bundle):
+    text = repr(bundle)
+    assert bundle.flood_key.hex() not in text and "context" not in text
+    assert "flood_key" not in text
+
+
+def test_key_files_are_owner_only_and_loose_ones_are_refused(tmp_path, bundle, capsys):
+    rc = main(["keygen", "--members", "3", "--out", str(tmp_path / "k"), "--max-clients", "4",
+               "--precision", "1e-3", "--flood-bits", "4"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    for i in range(3):
+        path = tmp_path / "k" / SECRET_NAME.format(i=i)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert path.read_bytes()[-64:].hex() not in out
+    assert read_secret(tmp_path / "k" / SECRET_NAME.format(i=0)).params.max_clients == 4
+    loose = tmp_path / "k" / SECRET_NAME.format(i=1)
+    os.chmod(loose, 0o640)
+    with pytest.raises(ConfigError, match="0o600"):
+        read_secret(loose)
+    assert main(["keygen", "--members", "1", "--out", str(tmp_path / "k")]) == 2  # never overwrites
+
+
+def test_a_new_key_epoch_refuses_old_ciphertexts(bundle, parties):
+    client, _ = parties
+    other = generate_keys(bundle.params)
+    layout = client.layout({"x": (4,)})
+    blob = client.encrypt({"x": torch.ones(4)}, layout=layout)
+    with pytest.raises(WrongKey):
+        CkksServer(other.public()).weighted_sum({7: blob}, layout=layout)
+
+
+def test_secret_bundle_transport_over_x25519_aes_gcm(bundle):
+    alice, bob, eve = new_identity(), new_identity(), new_identity()
+    blob = bundle.to_bytes()
+    sealed = seal_bundle(blob, sender="alice", receiver="bob", sender_key=alice,
+                         receiver_public=bob.public_key())
+    assert blob[-200:] not in sealed
+    got = open_bundle(sealed, sender="alice", receiver="bob", receiver_key=bob, sender_public=alice.public_key())
+    assert SecretBundle.from_bytes(got).flood_key == bundle.flood_key
+    bad = [dict(sender="alice", receiver="eve", receiver_key=eve, sender_public=alice.public_key()),
+           dict(sender="mallory", receiver="bob", receiver_key=bob, sender_public=alice.public_key()),
+           dict(sender="alice", receiver="bob", receiver_key=bob, sender_public=eve.public_key()),
+           dict(sender="alice", receiver="bob", receiver_key=bob, sender_public=alice.public_key(),
+                purpose="something else")]
+    for kw in bad:
+        with pytest.raises(MalformedMessage):
+            open_bundle(sealed, **kw)
+    flipped = bytearray(sealed)
+    flipped[60] ^= 1
+    with pytest.raises(MalformedMessage):
+        open_bundle(bytes(flipped), sender="alice", receiver="bob", receiver_key=bob,
+                    sender_public=alice.public_key())
+
+
+# ---- hostile bytes ------------------------------------------------------------------------------
+
+def test_tampered_or_truncated_ciphertexts_raise_typed_errors(parties):
+    client, server = parties
+    layout = client.layout({"x": (3000,)})
+    good = client.encrypt({"x": torch.rand(3000)}, layout=layout)
+    for cut in (0, 10, 40, 60, len(good) // 2, len(good) - 1):
+        with pytest.raises(RemoteProtocolError) as info:
+            server.weighted_sum({3: good[:cut]}, layout=layout)
+        assert info.value.sender == 3
+    with pytest.raises(RemoteProtocolError):
+        server.weighted_sum({3: good + b"\0"}, layout=layout)
+    with pytest.raises(ShapeMismatch):
+        server.weighted_sum({3: good}, layout=client.layout({"x": (2999,)}))
+    rng = np.random.default_rng(0)
+    outcomes = {"rejected": 0, "accepted": 0}
+    for _ in range(60):
+        bad = bytearray(good)
+        for pos in rng.integers(0, len(bad), size=int(rng.integers(1, 4))):
+            bad[pos] ^= 1 << int(rng.integers(0, 8))
+        try:
+            summed = server.weighted_sum({1: bytes(bad)}, layout=layout)
+        except RemoteProtocolError as exc:
+            assert exc.sender == 1
+            outcomes["rejected"] += 1
+            continue
+        outcomes["accepted"] += 1
+        try:  # a flip the server could not see: the client either refuses the sum or decrypts it
+            client.decrypt(summed, layout=layout)
+        except RemoteProtocolError:
+            pass
+    assert outcomes["rejected"] > 0
+    for junk in (b"", b"FHCK", os.urandom(200), b"FHCK" + os.urandom(5000)):
+        with pytest.raises(RemoteProtocolError):
+            client.decrypt(junk, layout=layout)
+
+
+# ---- the SecureSum backend -----------------------------------------------------------------------
+
+def test_keyless_sum_refuses_and_opens_on_clients():
+    keyless = CkksSum()
+    assert opens_on_client(keyless) and not opens_on_client(PlaintextSum())
+    with pytest.raises(MissingKey):
+        keyless.client_payload(Contribution(), weights=[1.0])
+
+
+def test_ckks_sum_matches_the_plaintext_backend(bundle):
+    member, aggregator = CkksSum(secret=bundle), CkksSum(public=bundle.public())
+    assert aggregator.client is None
+    g = torch.Generator().manual_seed(11)
+    expected = Expected(shared={"s/v": (40, 8), "counts/x": (40,)}, per_cluster={"c/v": (40, 8)})
+    contributions, weights = {}, {}
+    for i in range(5):
+        contributions[i] = Contribution(
+            shared={"s/v": torch.rand(40, 8, generator=g) - 0.5, "counts/x": (torch.rand(40, generator=g) > 0.5).float()},
+            per_cluster={j: {"c/v": torch.rand(40, 8, generator=g) - 0.5} for j in range(3)})
+        w = torch.rand(3, generator=g)
+        w[i % 3] = 0.0  # some clients skip a cluster
+        weights[i] = (w / w.sum()).tolist()
+    ref = [{k: sum(weights[i][j] * {**c.shared, **c.per_cluster[j]}[k] for i, c in contributions.items())
+            for k in ("s/v", "counts/x", "c/v")} for j in range(3)]
+    payloads = {i: member.client_payload(c, weights=weights[i]) for i, c in contributions.items()}
+    assert all(t.dtype == torch.uint8 for p in payloads.values() for t in p.values())
+    summed = aggregator.server_sum(payloads, weights=weights, expected=expected, clusters=3)
+    assert all(set(s) == {SUM_KEY} for s in summed)
+    for j in range(3):
+        opened = member.open_sum(summed[j], expected=expected, cluster=j)
+        for k in ref[j]:
+            assert (opened[k] - ref[j][k]).abs().max() <= bundle.params.precision + 1e-6, (j, k)
+    with pytest.raises(ShapeMismatch):
+        aggregator.server_sum({0: {}}, weights=weights, expected=expected, clusters=3)
+    with pytest.raises(MissingKey):
+        aggregator.open_sum(summed[0], expected=expected, cluster=0)
+
+
+def test_errors_stay_in_the_hierarchy():
+    for exc in (CkksParameterError, WrongKey, ValueOutOfRange, MissingKey):
+        assert issubclass(exc, FedHFTError)
+    assert ts.__version__ == "0.3.18"

@@ -1,0 +1,221 @@
+"""The masking backend: exact sums under dropouts, typed aborts, and what an attacker cannot do."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fedhft_secure.crypto.encoding import FixedPoint
+from fedhft_secure.crypto.kex import KeyPair, agree
+from fedhft_secure.crypto.shamir import reconstruct
+from fedhft_secure.crypto.sign import IdentityKey
+from fedhft_secure.exceptions import (ConfigError, LocalProtocolError, MalformedMessage, PolicyViolation,
+                                      ReplayedMessage, WrongRound, WrongSender)
+from fedhft_secure.secure.masking import MaskingSum, derive_params, neighbour_graph, participation
+from fedhft_secure.secure.masking.masks import pair_seed, self_seed, stream
+from fedhft_secure.secure.masking.messages import UnmaskRequest
+from fedhft_secure.wire import encode
+from masking_harness import run_pass
+
+
+def vecs(n, d, seed=0):
+    rng = np.random.default_rng(seed)
+    return {i: rng.uniform(-2, 2, d) for i in range(n)}
+
+
+def ones(n, k=1):
+    return {i: [1.0] * k for i in range(n)}
+
+
+def test_sum_without_dropouts():
+    v = vecs(6, 50)
+    sums, server, _, errors = run_pass(v, ones(6))
+    assert not errors
+    np.testing.assert_allclose(sums[0]["v"].numpy(), sum(v.values()), atol=server.codec.resolution * 2)
+
+
+@settings(max_examples=12, deadline=None)
+@given(n=st.integers(3, 12), d=st.integers(1, 40), data=st.data())
+def test_sum_is_exact_under_random_dropouts(n, d, data):
+    v = vecs(n, d, seed=data.draw(st.integers(0, 1000)))
+    k = derive_params(n, threat="honest-but-curious")
+    stages = ["setup", "directory", "forward", "input", "unmask"]
+    # drop at most (degree - threshold) clients so everyone keeps t live neighbours
+    drops = data.draw(st.lists(st.integers(0, n - 1), unique=True, max_size=max(0, k.degree - k.threshold)))
+    drop = {c: data.draw(st.sampled_from(stages)) for c in drops}
+    sums, server, _, errors = run_pass(v, ones(n), drop=drop)
+    if sums is None:  # only allowed when a client really lost its threshold of live neighbours
+        assert any("fewer than" in str(e) or "shares" in str(e) for _, e in errors)
+        return
+    contributed = [c for c in range(n) if c not in drop or drop[c] == "unmask"]
+    np.testing.assert_allclose(sums[0]["v"].numpy(), sum(v[c] for c in contributed),
+                               atol=server.codec.resolution * 2)
+
+
+def test_too_many_dropouts_abort_with_nothing_opened():
+    v = vecs(6, 10)
+    p = derive_params(6, threat="honest-but-curious")
+    drop = {c: "unmask" for c in range(6 - p.threshold + 1)}  # fewer than t answer the unmask stage
+    sums, server, _, errors = run_pass(v, ones(6), drop=drop)
+    assert sums is None and server.sums() is None
+    assert "AggregationAborted" in type(errors[-1][1]).__name__
+
+
+def test_weights_and_clusters():
+    v = vecs(5, 8)
+    w = {0: [1.0, 0.0], 1: [0.5, 0.5], 2: [0.0, 1.0], 3: [0.2, 0.8], 4: [0.9, 0.1]}
+    sums, server, _, _ = run_pass(v, w, clusters=2)
+    for j in range(2):
+        want = sum(w[i][j] * v[i] for i in v)
+        np.testing.assert_allclose(sums[j]["v"].numpy(), want, atol=server.codec.resolution * 2)
+
+
+def test_small_clusters_are_padded_to_the_minimum_cohort():
+    w = {i: [1.0, 0.0] for i in range(6)}
+    w[5] = [0.0, 1.0]
+    part = participation(w, 2, 4)
+    assert sum(1 in p for p in part.values()) == 4  # cluster 1 is never summed over one client
+    assert part[5] == [1]
+
+
+def test_colluding_server_and_t_minus_1_clients_learn_nothing():
+    """The server holds every message; t-1 neighbours of an honest client give it all their secrets.
+    Recovering the honest client's input needs its self mask (t shares of b) or all its pairwise
+    seeds; with t-1 shares and an honest survivor's b never released alone, the attack fails."""
+    n = 6
+    v = vecs(n, 20, seed=4)
+    sums, server, clients, _ = run_pass(v, ones(n))
+    t = server.params.threshold
+    victim = 0
+    colluders = [u for u in server.graph[victim]][: t - 1]
+    # everything the colluders hold about the victim: t-1 shares of its self seed and mask key
+    b_shares = {w + 1: clients[w].held[victim][1][0] for w in colluders}
+    s_shares = {w + 1: clients[w].held[victim][0][0] for w in colluders}
+    with pytest.raises(LocalProtocolError):
+        reconstruct(b_shares, t)
+    with pytest.raises(LocalProtocolError):
+        reconstruct(s_shares, t)
+    # with t-1 shares and a random guess for the missing one, the reconstructed self seed is wrong
+    guess = dict(b_shares)
+    guess[99] = b"\x01" * 66
+    try:
+        wrong = reconstruct(guess, t)
+    except LocalProtocolError:
+        wrong = None
+    assert wrong != clients[victim].selfs[0]
+    # unmasking the victim's input with everything the coalition has still leaves noise
+    y = server.inputs[victim][0].copy()
+    for u in colluders:  # pairwise masks with colluders are known to them
+        seed = pair_seed(agree(clients[u].masks[0].secret, clients[victim].masks[0].public), 3, 0, 0, 0)
+        pm = stream(seed, y.size, 32)
+        y = y - pm if victim < u else y + pm
+    decoded = server.codec.decode_sum(y)
+    assert np.abs(decoded - v[victim]).max() > 1.0  # honest neighbours' masks and the self mask remain
+    # the sum, which the server may learn, is right
+    np.testing.assert_allclose(sums[0]["v"].numpy(), sum(v.values()), atol=server.codec.resolution * 2)
+
+
+def test_client_never_reveals_both_shares_of_a_peer():
+    v = vecs(5, 4)
+    sums, server, clients, _ = run_pass(v, ones(5))
+    c = clients[1]
+    peer = c.neighbours[0]
+    both = UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[peer], survivors=[])
+    with pytest.raises(PolicyViolation):  # b of `peer` was revealed in the honest unmask stage
+        c.handle(encode(both))
+    mixed = UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[peer], survivors=[peer])
+    with pytest.raises(PolicyViolation):
+        c.handle(encode(mixed))
+
+
+def test_declared_dropped_stays_dropped():
+    v = vecs(5, 4)
+    _, server, clients, _ = run_pass(v, ones(5), drop={2: "input"})
+    c = next(clients[w] for w in server.graph[2] if w != 2 and w in server.alive)
+    revive = UnmaskRequest(round=3, pass_idx=2, epoch=0, slot=0, dropped=[], survivors=[2])
+    with pytest.raises(PolicyViolation):
+        c.handle(encode(revive))
+
+
+def test_substituted_keys_are_caught_with_signatures():
+    ids = {i: IdentityKey.generate() for i in range(4)}
+    backend = MaskingSum(identities=ids, threat="semi-malicious")
+
+    def swap_keys(stage, i, reply):
+        if stage == "setup" and i == 2:  # the server replaces client 2's advertised keys
+            from fedhft_secure.secure.masking.messages import KeyAdvert
+            from fedhft_secure.wire import decode
+            msg = decode(reply, KeyAdvert)
+            keys = dict(msg.keys, enc=torch.frombuffer(bytearray(KeyPair.generate().public), dtype=torch.uint8))
+            return encode(KeyAdvert(round=msg.round, sender=msg.sender, epoch=msg.epoch, keys=keys))
+        return reply
+
+    _, _, _, errors = run_pass(vecs(4, 3), ones(4), backend=backend, tamper=swap_keys)
+    assert any(isinstance(e, MalformedMessage) and "signature" in str(e) for _, e in errors)
+
+
+def test_replayed_forged_and_stale_session_messages():
+    v = vecs(4, 3)
+
+    def replay(stage, i, reply):
+        return replay.first.setdefault(i, reply) if stage in ("setup", "directory") else reply
+    replay.first = {}
+    _, _, _, errors = run_pass(v, ones(4), tamper=replay)
+    assert any(isinstance(e, MalformedMessage) for _, e in errors)  # an advert replayed as a share bundle
+
+    def forge(stage, i, reply):
+        if stage == "directory" and i == 1:
+            return reply[:12] + (3).to_bytes(4, "little") + reply[16:]  # claims to be client 3
+        return reply
+    _, _, _, errors = run_pass(v, ones(4), tamper=forge)
+    assert any(isinstance(e, WrongSender) for _, e in errors)
+
+    _, server, clients, _ = run_pass(v, ones(4))
+    stale = UnmaskRequest(round=2, pass_idx=1, epoch=0, slot=0, dropped=[], survivors=[0])
+    with pytest.raises(WrongRound):
+        clients[1].handle(encode(stale))
+
+
+def test_a_reply_sent_twice_is_a_replay():
+    from fedhft_secure.secure.api import SessionInfo
+
+    backend = MaskingSum()
+    info = SessionInfo(round=1, epoch=0, cohort=(0, 1, 2), clusters=1, passes=1, weights=ones(3))
+    server = backend.server_session(info)
+    clients = {i: backend.client_session(i, 1) for i in range(3)}
+    for i, blob in server.next_messages().items():
+        server.receive(i, clients[i].handle(blob))
+    msgs = server.next_messages()
+    reply = clients[0].handle(msgs[0])
+    server.receive(0, reply)
+    with pytest.raises(ReplayedMessage):
+        server.receive(0, reply)
+
+
+def test_wrong_shape_input_is_rejected_and_sum_goes_on():
+    v = vecs(5, 6)
+
+    def bad(stage, i, payload):
+        if stage == "input" and i == 4:
+            return {"c0": torch.zeros(3, dtype=torch.int32)}
+        return payload
+    sums, server, _, errors = run_pass(v, ones(5), tamper=bad)
+    assert any(i == 4 for i, _ in errors)
+    np.testing.assert_allclose(sums[0]["v"].numpy(), sum(v[i] for i in range(4)), atol=server.codec.resolution * 2)
+
+
+def test_overflow_is_a_typed_error_before_anything_leaves():
+    with pytest.raises(LocalProtocolError, match="overflow"):
+        FixedPoint(n=10**9, clip=1e3, bits=32)
+
+
+def test_params_and_graph():
+    p = derive_params(50, threat="honest-but-curious")
+    assert p.threshold > p.degree / 2 and p.degree < 49
+    assert derive_params(50, threat="semi-malicious").threshold > 2 * p.degree / 3
+    with pytest.raises(ConfigError):
+        derive_params(10, threat="honest-but-curious", degree=6, threshold=2)
+    g = neighbour_graph(list(range(50)), p.degree, seed=1)
+    assert all(p.degree <= len(v) <= p.degree + 1 for v in g.values())
+    assert all(u in g[v] for u in g for v in g[u])  # symmetric
