@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="override one config key, e.g. --set fed.rounds=2 (repeatable)")
     run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last completed round")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--threat-model", metavar="FILE.toml",
+                     help="refuse to run unless the config fits this threat model (see threat_models/)")
     kg = sub.add_parser("keygen", help="CKKS consortium keys: one secret file per member, a public one for the server",
                         description="Writes DIR/member_<i>.ckks-secret (mode 0600, the same secret for every "
                                     "member) and DIR/server.ckks-public (parameters only, no key).")
@@ -64,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
                 out = Path(args.resume)
             else:
                 cfg = load_config(args.config, args.overrides)
+                if args.threat_model:
+                    from .threat import check_config, load_threat_model
+
+                    check_config(cfg, load_threat_model(args.threat_model))
                 out = Path(args.out)
                 results = run(cfg, out, progress=not args.no_progress)
             final = results["final"]

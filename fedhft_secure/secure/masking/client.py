@@ -11,9 +11,8 @@ Rules it enforces, whatever the server asks:
 from __future__ import annotations
 
 import os
-import secrets
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -21,7 +20,7 @@ import torch
 from ...crypto.aead import associated_data, open_share, seal_share
 from ...crypto.encoding import FixedPoint
 from ...crypto.kex import KeyPair, agree, hkdf
-from ...crypto.shamir import SHARE_BYTES, split
+from ...crypto.shamir import PRIME, SHARE_BYTES, split
 from ...crypto.sign import IdentityKey, verify
 from ...exceptions import MalformedMessage, PolicyViolation, ShapeMismatch, WrongRound
 from ...wire import SERVER, decode, encode
@@ -52,12 +51,15 @@ def _u8(b: bytes) -> torch.Tensor:
 class MaskingClient(ClientSession):
     def __init__(self, me: int, *, round: int, identity: IdentityKey | None = None,
                  roster: Mapping[int, bytes] | None = None, max_bytes: int = 64 * 2**20,
-                 randomness: bytes | None = None) -> None:
+                 entropy: Callable[[int], bytes] = os.urandom) -> None:
+        """``entropy`` gives every secret (keys, seeds, Shamir coefficients, nonces, rounding);
+        the OS by default — a deterministic source only for known-answer vectors."""
         self.me, self.round = me, round
         self.identity, self.roster = identity, roster
         self.max_bytes = max_bytes
+        self.entropy = entropy
         # stochastic rounding: unpredictable, never a key
-        self.rng = np.random.default_rng(int.from_bytes(randomness or secrets.token_bytes(16), "big"))
+        self.rng = np.random.default_rng(int.from_bytes(entropy(16), "big"))
         self.stage = Stage.IDLE
         self.epoch = -1
 
@@ -88,9 +90,9 @@ class MaskingClient(ClientSession):
         self.neighbours = neighbour_graph(list(m.cohort), m.degree, m.graph_seed)[self.me]
         self.codec = FixedPoint(n=max(1, max(sum(j in p for p in self.part.values()) for j in range(m.clusters))),
                                 clip=m.clip, bits=m.bits)
-        self.enc = KeyPair.generate()
-        self.masks = [KeyPair.generate() for _ in range(m.slots)]
-        self.selfs = [os.urandom(KEY_BYTES) for _ in range(m.slots)]
+        self.enc = KeyPair.from_secret(self.entropy(KEY_BYTES))
+        self.masks = [KeyPair.from_secret(self.entropy(KEY_BYTES)) for _ in range(m.slots)]
+        self.selfs = [self.entropy(KEY_BYTES) for _ in range(m.slots)]
         self.peer_mask: dict[int, list[bytes]] = {}
         self.channel: dict[int, bytes] = {}
         self.held: dict[int, tuple[list[bytes], list[bytes]]] = {}
@@ -105,8 +107,8 @@ class MaskingClient(ClientSession):
     def _directory(self, m: KeyDirectory) -> ShareBundle:
         slots, t = self.setup.slots, self.setup.threshold
         xs = [v + 1 for v in self.neighbours]
-        s_shares = [split(k.secret_bytes(), t, xs) for k in self.masks]
-        b_shares = [split(b, t, xs) for b in self.selfs]
+        s_shares = [split(k.secret_bytes(), t, xs, self._coeffs(t)) for k in self.masks]
+        b_shares = [split(b, t, xs, self._coeffs(t)) for b in self.selfs]
         out: Tensors = {}
         for v in self.neighbours:
             try:
@@ -127,8 +129,11 @@ class MaskingClient(ClientSession):
             plain = b"".join(s_shares[p][v + 1] for p in range(slots)) + b"".join(b_shares[p][v + 1]
                                                                                for p in range(slots))
             ad = associated_data(self.me, v, self.round, self.epoch, b"fedhft-share")
-            out[str(v)] = _u8(seal_share(self.channel[v], plain, ad))
+            out[str(v)] = _u8(seal_share(self.channel[v], plain, ad, nonce=self.entropy(12)))
         return ShareBundle(round=self.round, sender=self.me, epoch=self.epoch, shares=out)
+
+    def _coeffs(self, t: int) -> list[int]:
+        return [int.from_bytes(self.entropy(SHARE_BYTES + 16), "big") % PRIME for _ in range(t - 1)]
 
     def _forwarded(self, m: ForwardedShares) -> SharesHeld:
         slots = self.setup.slots

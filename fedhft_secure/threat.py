@@ -1,0 +1,38 @@
+"""Named threat models (TOML in threat_models/) and the check that a run config fits one."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig
+from .exceptions import ConfigError
+
+__all__ = ["load_threat_model", "check_config"]
+
+
+def load_threat_model(path: str | Path) -> dict[str, Any]:
+    try:
+        model = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError("--threat-model", f"{path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--threat-model", f"{path} is not valid TOML: {exc}") from None
+    if "name" not in model or "requires" not in model:
+        raise ConfigError("--threat-model", f"{path} needs 'name' and a [requires] table")
+    return model
+
+
+def check_config(cfg: RunConfig, model: dict[str, Any]) -> None:
+    """Refuse a configuration the threat model does not allow, naming the key."""
+    req, name = model["requires"], model["name"]
+    backends = req.get("backends")
+    if backends is not None and cfg.secure.backend not in backends:
+        raise ConfigError("secure.backend", f"{cfg.secure.backend!r} is not allowed by threat model {name!r}",
+                          ", ".join(backends))
+    if "threat" in req and cfg.secure.threat != req["threat"]:
+        raise ConfigError("secure.threat", f"{cfg.secure.threat!r} does not match threat model {name!r}",
+                          req["threat"])
+    if req.get("signed_keys") and not cfg.secure.signed_keys:
+        raise ConfigError("secure.signed_keys", f"threat model {name!r} requires signed key adverts", "true")

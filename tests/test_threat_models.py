@@ -1,0 +1,37 @@
+"""Every threat model loads, names tests that exist, and refuses configs it does not allow."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from fedhft_secure.cli import main
+from fedhft_secure.config import load_config
+from fedhft_secure.exceptions import ConfigError
+from fedhft_secure.threat import check_config, load_threat_model
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = sorted((ROOT / "threat_models").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_models_load_and_cite_real_tests(path):
+    model = load_threat_model(path)
+    assert model["name"] == path.stem
+    for ref in model.get("claims", {}).get("tests", []):
+        file, _, name = ref.partition("::")
+        text = (ROOT / file).read_text()
+        assert re.search(rf"def {re.escape(name)}\(", text), ref
+
+
+def test_run_refuses_a_config_the_model_does_not_allow(capsys):
+    hbc = str(ROOT / "threat_models" / "honest-but-curious-server.toml")
+    assert main(["run", "--threat-model", hbc, "--out", "/nonexistent/never-written"]) == 2
+    err = capsys.readouterr().err
+    assert "secure.backend" in err and "masking" in err
+    semi = load_threat_model(ROOT / "threat_models" / "semi-malicious-server.toml")
+    with pytest.raises(ConfigError, match="secure.threat"):
+        check_config(load_config(None, ["secure.backend=masking"]), semi)
+    check_config(load_config(None, ["secure.backend=masking", "secure.threat=semi-malicious",
+                                    "secure.signed_keys=true"]), semi)
+    check_config(load_config(None, ["secure.backend=masking"]), load_threat_model(hbc))
