@@ -24,6 +24,7 @@ __all__ = [
     "SecureConfig",
     "RunConfig",
     "load_config",
+    "read_toml",
     "apply_overrides",
     "config_to_dict",
     "config_from_dict",
@@ -248,15 +249,18 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return out
 
 
+def read_toml(path: str | Path, key: str) -> dict[str, Any]:
+    """A TOML file as a dict; a missing or broken file is a ConfigError naming ``key``."""
+    try:
+        return tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(key, f"file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(key, f"{path} is not valid TOML: {exc}") from None
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    data: dict[str, Any] = {}
-    if path is not None:
-        try:
-            data = tomllib.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise ConfigError("--config", f"file {path} does not exist") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "--config") if path is not None else {}
     return config_from_dict(apply_overrides(data, overrides or []))
 
 

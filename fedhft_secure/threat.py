@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig
+from .config import RunConfig, read_toml
 from .exceptions import ConfigError
 
 __all__ = ["load_threat_model", "check_config"]
 
 
 def load_threat_model(path: str | Path) -> dict[str, Any]:
-    try:
-        model = tomllib.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError("--threat-model", f"{path} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("--threat-model", f"{path} is not valid TOML: {exc}") from None
+    model = read_toml(path, "--threat-model")
     if "name" not in model or "requires" not in model:
         raise ConfigError("--threat-model", f"{path} needs 'name' and a [requires] table")
     return model

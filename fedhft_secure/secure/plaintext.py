@@ -70,10 +70,6 @@ class _Server(ServerSession):
         self.result: list[Tensors] | None = None
 
     @property
-    def alive(self) -> set[int]:
-        return self._alive
-
-    @property
     def contributors(self) -> set[int]:
         return set(self.vectors) & self._alive
 

@@ -48,10 +48,6 @@ class MaskingServer(ServerSession):
         self.result: list[Tensors] | None = None
 
     @property
-    def alive(self) -> set[int]:
-        return self._alive
-
-    @property
     def contributors(self) -> set[int]:
         return set(getattr(self, "inputs", {}))
 
