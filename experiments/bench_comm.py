@@ -52,7 +52,7 @@ def _fake_start(world: World, c, gen: torch.Generator):  # noqa: ANN001, ANN202
         c.factors = ClientFactors(layers=layers, masks=masks, head=head)
         c.sketch = torch.randn(world.cfg.fed.sketch_dim, generator=gen)
         c.round, c.last_pass = round, -1
-        c.session = c.backend.client_session(c.data.id, round)
+        c.session = c.backend.client_session(c.data.id, round, rows={n: m.numpy() for n, m in masks.items()})
         if world.cfg.fed.server == "explicit":
             return c._explicit_upload(), None
         return encode(Ready(round=round, sender=c.data.id)), None

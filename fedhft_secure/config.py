@@ -114,6 +114,9 @@ class SecureConfig:
     modulus_bits: int = opt(32, "masking: integers modulo 2^bits carry the fixed-point sums", choices=(32, 64))
     clip: float = opt(64.0, "masking: public clip bound of every weighted coordinate", min=1e-6)
     signed_keys: bool = opt(False, "masking: clients sign advertised keys with Ed25519 identity keys")
+    sparsity: str = opt("dense", "masking: dense hides row masks; reveal-rows sends only kept rows (the server "
+                        "learns every row mask; rows fewer than t clients hold are withheld)",
+                        choices=("dense", "reveal-rows"))
     max_message_bytes: int = opt(64 * 2**20, "largest message a decoder accepts", min=1024)
 
 

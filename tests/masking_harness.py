@@ -13,7 +13,8 @@ STAGES = ("setup", "directory", "forward", "input", "unmask")
 
 
 def run_pass(vectors: dict[int, np.ndarray], weights: dict[int, list[float]], *, drop: dict[int, str] | None = None,
-             backend: MaskingSum | None = None, tamper=None, clusters: int = 1):
+             backend: MaskingSum | None = None, tamper=None, clusters: int = 1,
+             rows: dict[int, np.ndarray] | None = None):
     """One key set-up and one pass. ``drop[c] = stage``: c sends nothing from that stage on.
 
     Returns (sums per cluster or None if aborted, server session, client sessions, errors).
@@ -24,9 +25,10 @@ def run_pass(vectors: dict[int, np.ndarray], weights: dict[int, list[float]], *,
     info = SessionInfo(round=3, epoch=0, cohort=tuple(ids), clusters=clusters, passes=1,
                        weights={i: tuple(weights[i]) for i in ids})
     server = backend.server_session(info)
-    clients = {i: backend.client_session(i, 3) for i in ids}
+    clients = {i: backend.client_session(i, 3, rows=None if rows is None else {"L": rows[i]}) for i in ids}
     d = len(next(iter(vectors.values())))
-    expected = Expected(shared={"v": (d,)}, per_cluster={})
+    # with rows: "v" is a (rows x 1) row-structured vector of layer "L"
+    expected = Expected(shared={"v": (d,)}, per_cluster={}, row_layers={"v": "L"} if rows is not None else {})
     errors = []
 
     def gone(i, stage):

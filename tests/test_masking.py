@@ -219,3 +219,34 @@ def test_params_and_graph():
     g = neighbour_graph(list(range(50)), p.degree, seed=1)
     assert all(p.degree <= len(v) <= p.degree + 1 for v in g.values())
     assert all(u in g[v] for u in g for v in g[u])  # symmetric
+
+
+def test_reveal_rows_sums_held_rows_and_withholds_rare_ones():
+    n, d = 6, 12
+    rng = np.random.default_rng(3)
+    rows = {i: rng.random(d) < 0.5 for i in range(n)}
+    rows[0][:] = True  # client 0 holds every row
+    v = {i: np.where(rows[i], rng.uniform(-1, 1, d), 0.0) for i in range(n)}
+    backend = MaskingSum(sparsity="reveal-rows")
+    sums, server, clients, errors = run_pass(v, ones(n), backend=backend, rows=rows, drop={5: "input"})
+    assert not [e for _, e in errors if not isinstance(e, Exception)]
+    holders = sum(rows[i].astype(int) for i in range(n))
+    kept = holders >= server.params.threshold
+    want = sum(v[i] for i in range(5))
+    got = sums[0]["v"].numpy()
+    np.testing.assert_allclose(got[kept], want[kept], atol=server.codec.resolution * 2)
+    assert np.all(got[~kept] == 0) and (~kept).any()  # some rows withheld, and they come back empty
+    sizes = {i: server.inputs[i][0].size for i in server.inputs}
+    assert sizes[0] == int(kept.sum()) and all(sizes[i] == int((rows[i] & kept).sum()) for i in sizes)
+
+
+def test_reveal_rows_refuses_adverts_without_rows():
+    from fedhft_secure.exceptions import ShapeMismatch
+
+    backend = MaskingSum(sparsity="reveal-rows")
+    info = __import__("fedhft_secure.secure.api", fromlist=["SessionInfo"]).SessionInfo(
+        round=1, epoch=0, cohort=(0, 1, 2), clusters=1, passes=1, weights=ones(3))
+    server = backend.server_session(info)
+    dense_client = MaskingSum().client_session(0, 1)
+    with pytest.raises(ShapeMismatch, match="row sets"):
+        server.receive(0, dense_client.handle(server.next_messages()[0]))

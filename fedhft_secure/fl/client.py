@@ -65,10 +65,11 @@ def parse_clusters(tensors: dict[str, torch.Tensor], k: int) -> list[dict[str, t
     return out
 
 
-def _expected(shared: dict[str, torch.Tensor], per: dict[int, dict[str, torch.Tensor]]) -> Expected:
+def _expected(shared: dict[str, torch.Tensor], per: dict[int, dict[str, torch.Tensor]],
+              row_layers: dict[str, str]) -> Expected:
     any_cluster = next(iter(per.values()), {})
     return Expected(shared={n: tuple(t.shape) for n, t in shared.items()},
-                    per_cluster={n: tuple(t.shape) for n, t in any_cluster.items()})
+                    per_cluster={n: tuple(t.shape) for n, t in any_cluster.items()}, row_layers=row_layers)
 
 
 class Client:
@@ -146,7 +147,7 @@ class Client:
         self.sketch = self.projector(flatten(head) - flatten(start_head))
         self.round = round
         self.last_pass = -1
-        self.session = self.backend.client_session(d.id, round)
+        self.session = self.backend.client_session(d.id, round, rows={n: m.numpy() for n, m in masks.items()})
 
         val = score(predict(peft, d.val, cfg.train.eval_batch_size), d.val.labels.numpy(), d.majority_label)
         report = LocalReport(val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"],
@@ -183,7 +184,9 @@ class Client:
         inputs = parse_clusters(req.inputs, k)
         shared: dict[str, torch.Tensor] = {}
         per: dict[int, dict[str, torch.Tensor]] = {j: {} for j in range(k) if req.probs[j] > 0}
+        row_layers: dict[str, str] = {}
         if first:
+            row_layers.update({f"counts/{n}": n for n in f.masks})
             shared.update({f"counts/{n}": m.to(torch.float32) for n, m in f.masks.items()})
             shared.update({f"head/{n}": t for n, t in f.head.items()})
         for layer, op_code in req.ops.items():
@@ -191,6 +194,8 @@ class Client:
                 raise MalformedMessage(f"request for unknown layer {layer!r} or op {op_code!r}",
                                        sender=SERVER)
             op = Op(op_code)
+            if op is Op.LEFT:
+                row_layers[layer] = layer
             B, A = f.layers[layer].B, f.layers[layer].A
             rows = A.shape[1] if op is Op.LEFT else B.shape[0]
             if layer in req.omega:
@@ -207,7 +212,7 @@ class Client:
                 per[j][layer] = client_product(op, B, A, X.to(torch.float32))
         assert self.session is not None
         payload = self.session.payload(Contribution(shared=shared, per_cluster=per), slot=req.plan_pass,
-                                       weights=req.probs, expected=_expected(shared, per))
+                                       weights=req.probs, expected=_expected(shared, per, row_layers))
         reply = PassReply(round=self.round, pass_idx=req.pass_idx, sender=self.data.id, payload=payload,
                           sketch={"v": self.sketch} if first else {})
         return encode(reply, self.cfg.secure.max_message_bytes)

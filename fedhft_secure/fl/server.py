@@ -284,15 +284,19 @@ class PassPlanServer(_ServerBase):
     def _expected(self) -> Expected:
         shared: dict[str, tuple[int, ...]] = {}
         per: dict[str, tuple[int, ...]] = {}
+        rows: dict[str, str] = {}
         if self.pass_idx == 0:
             shared.update({f"counts/{n}": (o,) for n, (o, _) in self.shapes.items()})
+            rows.update({f"counts/{n}": n for n in self.shapes})
             shared.update({f"head/{k}": tuple(v.shape) for k, v in self.state.heads[0].items()})
         for (j, n), (op, _) in self.requested.items():
             o, i = self.shapes[n]
             shape = (o, self.q[n]) if op is Op.LEFT else (i, self.q[n])
             plan = self.plans[j][n]
             (shared if plan.step == 0 and plan.tall else per)[n] = shape
-        return Expected(shared=shared, per_cluster=per)
+            if op is Op.LEFT:
+                rows[n] = n
+        return Expected(shared=shared, per_cluster=per, row_layers=rows)
 
     def _absorb(self, sums: list[dict[str, torch.Tensor]]) -> None:
         if self.pass_idx == 0:

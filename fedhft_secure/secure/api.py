@@ -48,6 +48,8 @@ class Expected:
 
     shared: dict[str, tuple[int, ...]]
     per_cluster: dict[str, tuple[int, ...]]
+    #: vectors whose first axis is the output rows of an adapted layer: name -> layer
+    row_layers: dict[str, str] = field(default_factory=dict)
 
     def size(self) -> int:
         return sum(int(torch.Size(s).numel()) for s in (*self.shared.values(), *self.per_cluster.values()))
@@ -120,8 +122,10 @@ class SecureSum(ABC):
     def server_session(self, info: SessionInfo) -> ServerSession: ...
 
     @abstractmethod
-    def client_session(self, me: int, round: int) -> ClientSession:
-        """A client's session for a round; it learns the rest from the backend's own messages."""
+    def client_session(self, me: int, round: int, rows: Mapping[str, object] | None = None) -> ClientSession:
+        """A client's session for a round; it learns the rest from the backend's own messages.
+
+        ``rows``: the client's kept-row masks per layer, for backends that may use them."""
 
 
 BACKENDS: dict[str, type[SecureSum]] = {}

@@ -128,7 +128,7 @@ class PlaintextSum(SecureSum):
     def server_session(self, info: SessionInfo) -> ServerSession:
         return _Server(info)
 
-    def client_session(self, me: int, round: int) -> ClientSession:
+    def client_session(self, me: int, round: int, rows: Mapping[str, object] | None = None) -> ClientSession:
         return _Client()
 
 

@@ -37,10 +37,11 @@ class MaskingSum(SecureSum):
 
     def __init__(self, *, threat: str = "honest-but-curious", degree: int = 0, threshold: int = 0,
                  bits: int = 32, clip: float = 64.0, seed: int = 0, max_bytes: int = 64 * 2**20,
-                 identities: Mapping[int, IdentityKey] | None = None) -> None:
+                 identities: Mapping[int, IdentityKey] | None = None, sparsity: str = "dense") -> None:
         self.threat, self.degree, self.threshold = threat, degree, threshold
         self.bits, self.clip, self.seed, self.max_bytes = bits, clip, seed, max_bytes
         self.identities = identities
+        self.reveal_rows = sparsity == "reveal-rows"
         self.roster = {c: k.public for c, k in identities.items()} if identities else None
 
     def params(self, n: int):  # noqa: ANN201
@@ -52,11 +53,12 @@ class MaskingSum(SecureSum):
         part = participation(info.weights, info.clusters, min(params.threshold + 1, len(info.cohort)))
         return MaskingServer(info, params, participation=part,
                              graph_seed=derive_seed(self.seed, info.round, info.epoch, "graph"),
-                             max_bytes=self.max_bytes)
+                             max_bytes=self.max_bytes, reveal_rows=self.reveal_rows)
 
-    def client_session(self, me: int, round: int) -> ClientSession:
+    def client_session(self, me: int, round: int, rows: Mapping[str, object] | None = None) -> ClientSession:
         return MaskingClient(me, round=round, identity=self.identities.get(me) if self.identities else None,
-                             roster=self.roster, max_bytes=self.max_bytes)
+                             roster=self.roster, max_bytes=self.max_bytes,
+                             rows=rows if self.reveal_rows else None)
 
 
 BACKENDS[MaskingSum.name] = MaskingSum

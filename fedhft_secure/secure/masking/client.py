@@ -25,7 +25,7 @@ from ...crypto.sign import IdentityKey, verify
 from ...exceptions import MalformedMessage, PolicyViolation, ShapeMismatch, WrongRound
 from ...wire import SERVER, decode, encode
 from ..api import ClientSession, Contribution, Expected, Tensors
-from .masks import flatten, layout, pair_seed, self_seed, stream
+from .masks import flatten, layout, pair_seed, self_seed, stream, support
 from .messages import (NEXT, ForwardedShares, KeyAdvert, KeyDirectory, KeySetup, SharesHeld, ShareBundle, Stage,
                        UnmaskReply, UnmaskRequest)
 from .params import neighbour_graph
@@ -51,13 +51,15 @@ def _u8(b: bytes) -> torch.Tensor:
 class MaskingClient(ClientSession):
     def __init__(self, me: int, *, round: int, identity: IdentityKey | None = None,
                  roster: Mapping[int, bytes] | None = None, max_bytes: int = 64 * 2**20,
-                 entropy: Callable[[int], bytes] = os.urandom) -> None:
+                 entropy: Callable[[int], bytes] = os.urandom,
+                 rows: Mapping[str, np.ndarray] | None = None) -> None:
         """``entropy`` gives every secret (keys, seeds, Shamir coefficients, nonces, rounding);
         the OS by default — a deterministic source only for known-answer vectors."""
         self.me, self.round = me, round
         self.identity, self.roster = identity, roster
         self.max_bytes = max_bytes
         self.entropy = entropy
+        self.rows = None if rows is None else {k: np.asarray(v, dtype=bool) for k, v in rows.items()}
         # stochastic rounding: unpredictable, never a key
         self.rng = np.random.default_rng(int.from_bytes(entropy(16), "big"))
         self.stage = Stage.IDLE
@@ -94,6 +96,7 @@ class MaskingClient(ClientSession):
         self.masks = [KeyPair.from_secret(self.entropy(KEY_BYTES)) for _ in range(m.slots)]
         self.selfs = [self.entropy(KEY_BYTES) for _ in range(m.slots)]
         self.peer_mask: dict[int, list[bytes]] = {}
+        self.peer_rows: dict[int, dict[str, np.ndarray]] = {}
         self.channel: dict[int, bytes] = {}
         self.held: dict[int, tuple[list[bytes], list[bytes]]] = {}
         self.revealed: dict[tuple[int, int], str] = {}
@@ -101,8 +104,10 @@ class MaskingClient(ClientSession):
         mask_pubs = [k.public for k in self.masks]
         sig = self.identity.sign(advert_message(self.round, m.epoch, self.me, self.enc.public, mask_pubs)) \
             if self.identity else b""
-        return KeyAdvert(round=self.round, sender=self.me, epoch=m.epoch,
-                         keys={"enc": _u8(self.enc.public), "mask": _u8(b"".join(mask_pubs)), "sig": _u8(sig)})
+        keys = {"enc": _u8(self.enc.public), "mask": _u8(b"".join(mask_pubs)), "sig": _u8(sig)}
+        if self.rows is not None:  # reveal-rows: the kept-row sets are announced (and leak)
+            keys.update({f"rows/{k}": torch.from_numpy(v.copy()) for k, v in self.rows.items()})
+        return KeyAdvert(round=self.round, sender=self.me, epoch=m.epoch, keys=keys)
 
     def _directory(self, m: KeyDirectory) -> ShareBundle:
         slots, t = self.setup.slots, self.setup.threshold
@@ -125,6 +130,9 @@ class MaskingClient(ClientSession):
                     raise PolicyViolation(f"client {v} is not in the consortium roster", sender=SERVER)
                 verify(self.roster[v], sig, advert_message(self.round, self.epoch, v, enc, masks))
             self.peer_mask[v] = masks
+            if self.rows is not None:
+                self.peer_rows[v] = {k: m.peers[f"{v}/rows/{k}"].numpy().astype(bool) for k in self.rows
+                                     if f"{v}/rows/{k}" in m.peers}
             self.channel[v] = channel_key(self.enc, enc, self.round, self.epoch)
             plain = b"".join(s_shares[p][v + 1] for p in range(slots)) + b"".join(b_shares[p][v + 1]
                                                                                for p in range(slots))
@@ -137,7 +145,11 @@ class MaskingClient(ClientSession):
 
     def _forwarded(self, m: ForwardedShares) -> SharesHeld:
         slots = self.setup.slots
+        self.withheld = {k[len("withheld/"):]: t.numpy().astype(bool) for k, t in m.shares.items()
+                         if k.startswith("withheld/")}
         for key, blob in m.shares.items():
+            if key.startswith("withheld/"):
+                continue
             try:
                 u = int(key)
             except ValueError:
@@ -178,6 +190,7 @@ class MaskingClient(ClientSession):
         if self.stage is not Stage.READY:
             raise WrongRound(f"masked input asked in stage {self.stage.value}", sender=SERVER)
         order = layout(expected)
+        mine = self._support(order, expected, self.me)
         out: Tensors = {}
         for j in sorted(self.part[self.me]):
             w = float(weights[j])
@@ -190,6 +203,16 @@ class MaskingClient(ClientSession):
                     seed = pair_seed(agree(self.masks[slot].secret, self.peer_mask[v][slot]), self.round,
                                      self.epoch, slot, j)
                     pm = stream(seed, y.size, self.codec.bits)
+                    if self.rows is not None:  # masks only where both send
+                        pm = np.where(self._support(order, expected, v), pm, 0).astype(pm.dtype)
                     y = y + pm if self.me < v else y - pm
+            y = y[mine]
             out[f"c{j}"] = torch.from_numpy(y.view(np.int32 if self.codec.bits == 32 else np.int64).copy())
         return out
+
+    def _support(self, order, expected: Expected, who: int) -> np.ndarray:  # noqa: ANN001
+        if self.rows is None:
+            return support(order, expected.row_layers, None)
+        rows = self.rows if who == self.me else self.peer_rows.get(who, {})
+        held = {k: rows.get(k, np.zeros_like(w)) & ~w for k, w in self.withheld.items()}
+        return support(order, expected.row_layers, held)

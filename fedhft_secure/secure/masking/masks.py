@@ -12,7 +12,7 @@ from ...crypto.kex import hkdf
 from ...crypto.prg import prg_uint
 from ..api import Expected
 
-__all__ = ["pair_seed", "self_seed", "stream", "layout", "flatten", "unflatten"]
+__all__ = ["pair_seed", "self_seed", "stream", "layout", "flatten", "unflatten", "support"]
 
 
 def _context(tag: bytes, round: int, epoch: int, slot: int, cluster: int) -> bytes:
@@ -57,3 +57,19 @@ def unflatten(vec: np.ndarray, order: Sequence[tuple[str, tuple[int, ...]]]) -> 
         out[name.partition("/")[2]] = torch.from_numpy(vec[pos:pos + size].reshape(shape).astype(np.float32))
         pos += size
     return out
+
+
+def support(order: Sequence[tuple[str, tuple[int, ...]]], row_layers: Mapping[str, str],
+            rows: Mapping[str, np.ndarray] | None) -> np.ndarray:
+    """Positions of the flat vector a client sends: everything, except rows it does not hold
+    (or that are withheld) of row-structured vectors. ``rows=None``: dense, every position."""
+    parts = []
+    for name, shape in order:
+        size = int(np.prod(shape, dtype=np.int64))
+        layer = row_layers.get(name.partition("/")[2])
+        if rows is None or layer is None:
+            parts.append(np.ones(size, dtype=bool))
+        else:
+            per_row = size // shape[0]
+            parts.append(np.repeat(np.asarray(rows[layer], dtype=bool), per_row))
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)

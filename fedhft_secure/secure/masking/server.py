@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
 
 from ...crypto.encoding import FixedPoint
 from ...crypto.kex import KeyPair, agree
@@ -18,7 +19,7 @@ from ...crypto.shamir import lagrange_at_zero, reconstruct
 from ...exceptions import AggregationAborted, LocalProtocolError, RemoteProtocolError, ShapeMismatch, WrongRound
 from ...wire import Intake, encode
 from ..api import Expected, ServerSession, SessionInfo, Tensors
-from .masks import layout, pair_seed, self_seed, stream, unflatten
+from .masks import layout, pair_seed, self_seed, stream, support, unflatten
 from .messages import (ForwardedShares, KeyAdvert, KeyDirectory, KeySetup, SharesHeld, ShareBundle, UnmaskReply,
                        UnmaskRequest)
 from .params import MaskingParams, neighbour_graph
@@ -30,8 +31,11 @@ _REPLY = {"setup": KeyAdvert, "directory": ShareBundle, "forward": SharesHeld, "
 
 class MaskingServer(ServerSession):
     def __init__(self, info: SessionInfo, params: MaskingParams, *, participation: Mapping[int, Sequence[int]],
-                 graph_seed: int, max_bytes: int = 64 * 2**20) -> None:
+                 graph_seed: int, max_bytes: int = 64 * 2**20, reveal_rows: bool = False) -> None:
         self.pass_seq = 0
+        self.reveal_rows = reveal_rows
+        self.rows: dict[int, dict[str, np.ndarray]] = {}
+        self.withheld: dict[str, np.ndarray] = {}
         self.info, self.params = info, params
         self.cohort = list(info.cohort)
         self.part = {c: sorted(participation[c]) for c in self.cohort}
@@ -74,9 +78,20 @@ class MaskingServer(ServerSession):
     def _check(self, client: int, msg: object) -> None:
         if isinstance(msg, KeyAdvert):
             k = msg.keys
-            if (set(k) != {"enc", "mask", "sig"} or k["enc"].numel() != 32
+            rows = {n[5:]: t for n, t in k.items() if n.startswith("rows/")}
+            if (set(k) - set(f"rows/{n}" for n in rows) != {"enc", "mask", "sig"} or k["enc"].numel() != 32
                     or k["mask"].numel() != 32 * self.info.passes or k["enc"].dtype.is_floating_point):
                 raise ShapeMismatch(f"sender {client}: key advert has the wrong shape", sender=client)
+            if self.reveal_rows:
+                if not rows or any(t.dtype != torch.bool or t.dim() != 1 for t in rows.values()):
+                    raise ShapeMismatch(f"sender {client}: reveal-rows needs its kept-row sets", sender=client)
+                first = next(iter(self.rows.values()), None)
+                if first is not None and {n: len(v) for n, v in first.items()} != {n: t.numel()
+                                                                                  for n, t in rows.items()}:
+                    raise ShapeMismatch(f"sender {client}: row sets do not match the others'", sender=client)
+                self.rows[client] = {n: t.numpy().astype(bool) for n, t in rows.items()}
+            elif rows:
+                raise ShapeMismatch(f"sender {client}: row sets sent in dense mode", sender=client)
 
     def _close(self) -> set[int]:
         """End a stage: who answered stays, the rest are dropped."""
@@ -111,9 +126,14 @@ class MaskingServer(ServerSession):
             self.sharers = set(bundles)
             self._check_live_neighbours()
             self.stage, self.replies, self.intake = "forward", {}, Intake(max_bytes=self.max_bytes)
+            if self.reveal_rows:  # rows fewer than t clients hold are sent by nobody
+                live = [self.rows[c] for c in self._alive if c in self.rows]
+                self.withheld = {n: sum(r[n].astype(int) for r in live) < self.params.threshold for n in live[0]}
+            withheld = {f"withheld/{n}": torch.from_numpy(w.copy()) for n, w in self.withheld.items()}
             out = {}
             for c in sorted(self._alive):
                 shares = {str(u): b.shares[str(c)] for u, b in bundles.items() if str(c) in b.shares}
+                shares.update(withheld)
                 out[c] = encode(ForwardedShares(round=r, epoch=e, shares=shares), self.max_bytes)
             return out
         if self.stage == "forward":
@@ -157,8 +177,14 @@ class MaskingServer(ServerSession):
         self.result = None
         self.stage = "inputs"
 
+    def _support(self, client: int) -> np.ndarray:
+        rows = None
+        if self.reveal_rows:
+            rows = {n: self.rows[client][n] & ~w for n, w in self.withheld.items()}
+        return support(layout(self.expected), self.expected.row_layers, rows)
+
     def add_payload(self, client: int, payload: Tensors) -> None:
-        size = self.expected.size()
+        size = int(self._support(client).sum()) if client in self._alive else 0
         want = {f"c{j}" for j in self.part.get(client, ())}
         try:
             if client not in self._alive:
@@ -215,18 +241,21 @@ class MaskingServer(ServerSession):
                 raise AggregationAborted(f"shares of client {v} reconstruct a key it never advertised")
             dropped_keys[v] = kp
         out: list[Tensors] = []
+        sup = {c: self._support(c) for c in set(survivors) | set(dropped_keys)}
         for j in range(self.info.clusters):
             total = np.zeros(self.expected.size(), dtype=self.codec.dtype)
             for u in sorted(survivors):
                 if j not in self.inputs[u]:
                     continue
-                total += self.inputs[u][j]
-                total -= stream(self_seed(selfs[u], r, e, slot, j), total.size, bits)
+                mine = sup[u]
+                y = stream(self_seed(selfs[u], r, e, slot, j), total.size, bits)
+                total[mine] += self.inputs[u][j] - y[mine]
                 for v in self.held.get(u, ()):
                     if v in dropped_keys and j in self.part.get(v, ()):
-                        agreed = agree(dropped_keys[v].secret, self.adverts[u].keys["mask"].numpy()[32 * slot:32 * (slot + 1)].tobytes())
-                        pm = stream(pair_seed(agreed, r, e, slot, j), total.size, bits)
-                        total = total - pm if u < v else total + pm
+                        peer_pk = self.adverts[u].keys["mask"].numpy()[32 * slot:32 * (slot + 1)].tobytes()
+                        pm = stream(pair_seed(agree(dropped_keys[v].secret, peer_pk), r, e, slot, j), total.size, bits)
+                        both = mine & sup[v]
+                        total[both] = total[both] - pm[both] if u < v else total[both] + pm[both]
             vec = self.codec.decode_sum(total)
             named = unflatten(vec, order)
             out.append(named)
