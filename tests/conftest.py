@@ -17,6 +17,7 @@ def tiny_overrides(**extra: str) -> list[str]:
         "fed.clusters": "2",
         "lora.r": "4",
         "train.local_epochs": "1",
+        "secure.backend": '"plaintext"',  # deterministic; masking tests say so explicitly
     }
     base.update(extra)
     return [f"{k}={v}" for k, v in base.items()]

@@ -148,10 +148,12 @@ def tamper(kind, victim=2):
     return fault
 
 
-@pytest.mark.parametrize("kind,error", [("shape", "ShapeMismatch"), ("replay", "WrongRound"),
-                                        ("forged", "WrongSender"), ("nan", "MalformedMessage")])
-def test_deviating_client_is_dropped_and_round_completes(tmp_path, tiny_cfg, kind, error):
-    cfg = tiny_cfg(**{"fed.rounds": "1"})
+@pytest.mark.parametrize("backend,kind,error", [
+    ("plaintext", "shape", "ShapeMismatch"), ("plaintext", "replay", "WrongRound"),
+    ("plaintext", "forged", "WrongSender"), ("plaintext", "nan", "MalformedMessage"),
+    ("masking", "shape", "ShapeMismatch"), ("masking", "replay", "WrongRound"), ("masking", "forged", "WrongSender")])
+def test_deviating_client_is_dropped_and_round_completes(tmp_path, tiny_cfg, backend, kind, error):
+    cfg = tiny_cfg(**{"fed.rounds": "1", "secure.backend": f'"{backend}"'})
     res = run(cfg, tmp_path, progress=False, fault=tamper(kind))
     rnd = res["rounds"][0]
     assert [d["client"] for d in rnd["dropped"]] == [2]

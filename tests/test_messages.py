@@ -36,7 +36,7 @@ def messages(draw):
         return RoundStart(round=rnd, probs=draw(floats), lr=draw(st.floats(0, 1)), adapters=draw(tensor_dicts),
                           heads=draw(tensor_dicts))
     if kind == "request":
-        return PassRequest(round=rnd, pass_idx=pss, plan_pass=draw(st.integers(0, 9)),
+        return PassRequest(round=rnd, pass_idx=pss, plan_pass=draw(st.integers(0, 9)), epoch=draw(st.integers(0, 3)),
                            ops=draw(st.dictionaries(st.text(max_size=8), st.sampled_from(["L", "R"]))),
                            omega=draw(st.dictionaries(st.text(max_size=8), st.lists(st.integers(0, 2**31), max_size=2))),
                            probs=draw(floats), inputs=draw(tensor_dicts))
@@ -115,9 +115,9 @@ def test_envelope_checks():
 
 
 def test_header_types_are_checked():
-    good = encode(PassRequest(round=0, pass_idx=1, plan_pass=0, ops={"a": "L"}, omega={}, probs=[1.0]))
+    good = encode(PassRequest(round=0, pass_idx=1, plan_pass=0, epoch=0, ops={"a": "L"}, omega={}, probs=[1.0]))
     meta_len = struct.unpack_from("<I", good, 16)[0]
-    bad_meta = b'{"plan_pass":0,"ops":{"a":"L"},"omega":{},"probs":"one"}'
+    bad_meta = b'{"plan_pass":0,"epoch":0,"ops":{"a":"L"},"omega":{},"probs":"one"}'
     forged = good[:16] + struct.pack("<I", len(bad_meta)) + bad_meta + good[20 + meta_len:]
     with pytest.raises(MalformedMessage, match="probs"):
         decode(forged, PassRequest)
