@@ -1,0 +1,2 @@
+def write_reports(d):
+    pass
