@@ -45,6 +45,12 @@ class ClientLedger:
                                sample_rate=rate, steps=steps * self.planned_rounds,
                                accountant=self.cfg.accountant)
 
+    def set_num_examples(self, n: int) -> None:
+        """The client's training set changed size (e.g. audit canaries): recalibrate."""
+        self.num_examples = n
+        if self.cfg.dp_sgd and not self.cfg.noise_multiplier:
+            self.noise_multiplier = self._calibrated()
+
     def begin_round(self, round: int) -> torch.Generator:
         """A fresh noise generator for ``round`` (never the same noise in two rounds)."""
         self.generator = torch.Generator().manual_seed(self.noise_seed(round))

@@ -136,7 +136,8 @@ def _evaluate(world: World, state: ServerState) -> dict[str, Any]:
 
 
 def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress: bool = True,
-        fault: Fault | None = None, on_round_end: Callable[[int], None] | None = None) -> dict[str, Any]:
+        fault: Fault | None = None, on_round_end: Callable[[int], None] | None = None,
+        prepare: Callable[[World], None] | None = None) -> dict[str, Any]:
     out_dir = Path(out_dir)
     if resume:
         state, results = load_checkpoint(out_dir)
@@ -152,6 +153,8 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
         results = {"config": config_to_dict(cfg), "seed": cfg.seed, "rounds": []}
         state = None
     world = build_world(cfg)
+    if prepare is not None:  # e.g. the audit inserts its canaries
+        prepare(world)
     for c in world.clients:  # a resumed client's ledger holds what it already spent
         if c.ledger is not None:
             c.ledger.events = [event_from_dict(e) for e in results.get("privacy_events", [])
