@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
@@ -45,7 +46,8 @@ class _Opacus:
         for sigma, q, steps in history:
             merged[(sigma, q)] = merged.get((sigma, q), 0) + steps
         acc.history = [(sigma, q, steps) for (sigma, q), steps in merged.items()]
-        return float(acc.get_epsilon(delta=delta))
+        with np.errstate(divide="ignore", invalid="ignore"):  # PRV's log(0) at its domain edge
+            return float(acc.get_epsilon(delta=delta))
 
 
 ACCOUNTANTS: dict[str, Accountant] = {"rdp": _Opacus("rdp", RDPAccountant),

@@ -93,7 +93,8 @@ def run_audit(cfg: RunConfig, out_dir: Path, *, canaries: int = 200, guesses: in
              "delta": cfg.privacy.delta, "client": 0, "accountant": cfg.privacy.accountant,
              "dp_sgd": cfg.privacy.dp_sgd,
              "scored_model": "client 0's personalized model after the last round",
-             "final_test_accuracy": results.get("final", {}).get("test_accuracy")}
+             "final_test_accuracy": results.get("final", {}).get("test_accuracy"),
+             "scores": [float(x) for x in scores], "membership": [bool(x) for x in coins]}
     write_json(out_dir / "audit.json", audit)
     write_reports(out_dir)
     return audit
