@@ -1,7 +1,7 @@
 """Final accuracy against the DP-SGD budget: epsilon in {1, 3, 8, inf} on the default dataset.
 
 Prints a table, writes the figures with --json PATH and an SVG plot with --plot PATH.
---quick: 4 clients, 400 training examples, 2 rounds, 1 local epoch (a few minutes on 2 cores).
+--quick: 4 clients, 240 training examples, 2 rounds, 1 local epoch (a few minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fedhft_secure.privacy.svg import line_chart
 from fedhft_secure.runtime import run
 
 EPSILONS = [1.0, 3.0, 8.0, float("inf")]
-QUICK = ["fed.num_clients=4", "data.train_size=400", "data.test_size=300", "fed.rounds=2",
+QUICK = ["fed.num_clients=4", "data.train_size=240", "data.test_size=200", "fed.rounds=2",
          "train.local_epochs=1", "fed.clusters=1", "fed.warmup_rounds=0"]
 
 
