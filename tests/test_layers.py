@@ -16,7 +16,7 @@ def test_import_linter_contract_holds():
     assert "KEPT" in proc.stdout
 
 
-PURE = ["algorithm", "secure", "fl"]
+PURE = ["algorithm", "secure", "fl", "privacy"]
 FORBIDDEN_CALLS = {"print", "open", "input"}
 FORBIDDEN_MODULES = {"socket", "logging", "time", "random", "subprocess"}
 

@@ -25,6 +25,9 @@ from ..model.lora import LayerFactors, head_state, inject_lora, lora_factors, lo
 from ..model.masks import post_norm_mask, top_fraction
 from ..model.merge import lowrank_merge, merge_into_base, mix_heads
 from ..model.train import fisher_row_scores, predict, score, train_local
+from ..privacy.dpsgd import train_private
+from ..privacy.events import DpSgdTrained
+from ..privacy.ledger import ClientLedger, private_row_scores
 from ..secure.api import ClientSession, Contribution, Expected, SecureSum
 from ..seeds import derive_seed
 from .messages import SERVER, ExplicitUpload, PassReply, PassRequest, Ready, RoundStart, decode, encode
@@ -52,6 +55,7 @@ class LocalReport:
     val_majority_accuracy: float
     train_loss: float
     kept_rows: float  # fraction of adapter rows that left the client
+    dp_epsilon: float | None = None  # DP-SGD epsilon spent so far (None: no DP-SGD)
 
 
 def parse_clusters(tensors: dict[str, torch.Tensor], k: int) -> list[dict[str, torch.Tensor]]:
@@ -74,8 +78,9 @@ def _expected(shared: dict[str, torch.Tensor], per: dict[int, dict[str, torch.Te
 
 class Client:
     def __init__(self, *, data: ClientData, cfg: RunConfig, base: PreTrainedModel, backend: SecureSum,
-                 projector: SketchProjector) -> None:
+                 projector: SketchProjector, ledger: ClientLedger | None = None) -> None:
         self.data = data
+        self.ledger = ledger
         self.cfg = cfg
         self.base = base
         self.backend = backend
@@ -119,6 +124,8 @@ class Client:
                          for name in a if name.endswith("/B")} for a in adapter_t]
             deltas = lowrank_merge(adapters, msg.probs, cfg.lora.r)
 
+        if self.ledger is not None:
+            self.ledger.begin_round(round)
         model = copy.deepcopy(self.base)
         merge_into_base(model, deltas, start_head)
         torch.manual_seed(derive_seed(cfg.seed, round, d.id, "lora-init"))
@@ -127,17 +134,32 @@ class Client:
         layers = lora_modules(peft)
         masks: dict[str, torch.Tensor] = {}
         row_masks = None
+        dp = self.ledger if cfg.privacy.dp_sgd else None
         if cfg.fed.mask == "pre-fisher" and d.level < 1.0:
             getters = {n: (lambda m=m: m.lora_B["default"].weight) for n, m in layers.items()}
-            scores = fisher_row_scores(peft, d.train, batches=cfg.fed.fisher_batches,
-                                       batch_size=cfg.train.batch_size,
-                                       seed=derive_seed(cfg.seed, round, d.id, "fisher"), params=getters)
+            if dp is not None:  # DP: score rows without touching the data (post-processing)
+                shapes = {n: tuple(g().shape) for n, g in getters.items()}
+                scores = private_row_scores(deltas, shapes, dp.generator)
+            else:
+                scores = fisher_row_scores(peft, d.train, batches=cfg.fed.fisher_batches,
+                                           batch_size=cfg.train.batch_size,
+                                           seed=derive_seed(cfg.seed, round, d.id, "fisher"), params=getters)
             masks = {n: top_fraction(s, d.level) for n, s in scores.items()}
             pnames = {id(p): n for n, p in peft.named_parameters()}
             row_masks = {pnames[id(layers[n].lora_B["default"].weight)]: m for n, m in masks.items()}
-        losses = train_local(peft, d.train, epochs=cfg.train.local_epochs, batch_size=cfg.train.batch_size,
-                             lr=msg.lr, weight_decay=cfg.train.weight_decay,
-                             seed=derive_seed(cfg.seed, round, d.id, "train"), row_masks=row_masks)
+        if dp is not None:
+            res = train_private(peft, d.train, epochs=cfg.train.local_epochs, batch_size=cfg.train.batch_size,
+                                lr=msg.lr, weight_decay=cfg.train.weight_decay,
+                                noise_multiplier=dp.noise_multiplier, max_grad_norm=cfg.privacy.max_grad_norm,
+                                generator=dp.generator, secure_mode=cfg.privacy.secure_rng, row_masks=row_masks)
+            dp.record(DpSgdTrained(client=d.id, round=round, noise_multiplier=dp.noise_multiplier,
+                                   sample_rate=res.sample_rate, steps=res.steps,
+                                   max_grad_norm=cfg.privacy.max_grad_norm))
+            losses = res.losses
+        else:
+            losses = train_local(peft, d.train, epochs=cfg.train.local_epochs, batch_size=cfg.train.batch_size,
+                                 lr=msg.lr, weight_decay=cfg.train.weight_decay,
+                                 seed=derive_seed(cfg.seed, round, d.id, "train"), row_masks=row_masks)
         raw = lora_factors(peft)
         if not masks:
             masks = {n: post_norm_mask(f.B, f.A, d.level) for n, f in raw.items()}
@@ -145,6 +167,8 @@ class Client:
         head = head_state(peft)
         self.factors = ClientFactors(layers=kept, masks=masks, head=head)
         self.sketch = self.projector(flatten(head) - flatten(start_head))
+        if self.ledger is not None:
+            self.sketch = self.ledger.release_sketch(self.sketch, round)
         self.round = round
         self.last_pass = -1
         self.session = self.backend.client_session(d.id, round, rows={n: m.numpy() for n, m in masks.items()})
@@ -152,7 +176,8 @@ class Client:
         val = score(predict(peft, d.val, cfg.train.eval_batch_size), d.val.labels.numpy(), d.majority_label)
         report = LocalReport(val_accuracy=val["accuracy"], val_macro_f1=val["macro_f1"],
                              val_majority_accuracy=val["majority_accuracy"], train_loss=losses[-1],
-                             kept_rows=float(np.mean([float(m.float().mean()) for m in masks.values()])))
+                             kept_rows=float(np.mean([float(m.float().mean()) for m in masks.values()])),
+                             dp_epsilon=dp.dp_epsilon() if dp is not None else None)
         if cfg.fed.server == "explicit":
             return self._explicit_upload(), report
         return encode(Ready(round=round, sender=d.id), cfg.secure.max_message_bytes), report
@@ -166,6 +191,10 @@ class Client:
                              A={n: l.A for n, l in f.layers.items()}, head=dict(f.head),
                              sketch={"v": self.sketch})
         return encode(msg, self.cfg.secure.max_message_bytes)
+
+    def may_train(self, round: int) -> bool:
+        """False once this client's DP-SGD budget cannot pay for another round."""
+        return self.ledger is None or self.ledger.may_train(round)
 
     # -- passes: cheap products with the kept factors ---------------------------------------
     def answer_pass(self, blob: bytes) -> bytes:

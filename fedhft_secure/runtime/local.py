@@ -18,10 +18,12 @@ from ..config import RunConfig, config_from_dict, config_to_dict
 from ..exceptions import ConfigError, RemoteProtocolError
 from ..fl.client import Client
 from ..model.lora import LayerFactors
+from ..privacy.events import event_from_dict, event_to_dict
 from ..fl.server import ExplicitServer, PassPlanServer, ServerState, make_server
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
 from .evaluate import evaluate_adapter, global_adapter, same_adapter
 from .export import save_adapter
+from .report import write_reports
 from .world import World, build_world
 
 __all__ = ["run", "exchange", "Fault"]
@@ -65,10 +67,11 @@ def exchange(server: PassPlanServer | ExplicitServer, clients: dict[int, Client]
 
 
 def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault | None,
-           progress: Progress | None) -> tuple[dict[int, Any], dict[int, list[int]], dict[str, float]]:
+           progress: Progress | None, skip: set[int] = frozenset()  # type: ignore[assignment]
+           ) -> tuple[dict[int, Any], dict[int, list[int]], dict[str, float]]:
     rnd = server.state.round
-    ids = [c.data.id for c in world.clients]
-    traffic = {i: [0, 0] for i in ids}  # up, down
+    ids = [c.data.id for c in world.clients if c.data.id not in skip]  # skip: privacy budget spent
+    traffic = {c.data.id: [0, 0] for c in world.clients}  # up, down
     t0 = time.perf_counter()
     task = progress.add_task(f"round {rnd}: clients", total=len(ids)) if progress else None
     trained: set[int] = set()
@@ -115,7 +118,8 @@ def _evaluate(world: World, state: ServerState) -> dict[str, Any]:
 
 
 def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress: bool = True,
-        fault: Fault | None = None, on_round_end: Callable[[int], None] | None = None) -> dict[str, Any]:
+        fault: Fault | None = None, on_round_end: Callable[[int], None] | None = None,
+        prepare: Callable[[World], None] | None = None) -> dict[str, Any]:
     out_dir = Path(out_dir)
     if resume:
         state, results = load_checkpoint(out_dir)
@@ -131,6 +135,12 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
         results = {"config": config_to_dict(cfg), "seed": cfg.seed, "rounds": []}
         state = None
     world = build_world(cfg)
+    if prepare is not None:  # e.g. the audit inserts its canaries
+        prepare(world)
+    for c in world.clients:  # a resumed client's ledger holds what it already spent
+        if c.ledger is not None:
+            c.ledger.events = [event_from_dict(e) for e in results.get("privacy_events", [])
+                               if e["client"] == c.data.id]
     if state is None:
         state = ServerState.initial(num_clients=cfg.fed.num_clients, clusters=cfg.fed.clusters,
                                     head=world.initial_head)
@@ -142,8 +152,13 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
         rounds = bar.add_task("rounds", total=cfg.fed.rounds, completed=state.round)
         while state.round < cfg.fed.rounds:
             rnd = state.round
+            spent = {c.data.id for c in world.clients if not c.may_train(rnd)}
+            if spent and (cfg.privacy.on_budget_exhausted == "stop-run" or len(spent) == len(world.clients)):
+                results["stopped"] = {"round": rnd, "reason": "privacy budget spent", "clients": sorted(spent)}
+                write_json(out_dir / "results.json", results)
+                break
             t0 = time.perf_counter()
-            reports, traffic, seconds = _round(world, server, fault, bar if progress else None)
+            reports, traffic, seconds = _round(world, server, fault, bar if progress else None, spent)
             t1 = time.perf_counter()
             scores = _evaluate(world, state)
             seconds.update(eval=time.perf_counter() - t1, total=time.perf_counter() - t0)
@@ -151,6 +166,7 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
                 "round": rnd, "seconds": seconds,
                 "clients": [{"id": c.data.id, "level": c.data.level, "bytes_up": traffic[c.data.id][0],
                              "bytes_down": traffic[c.data.id][1], "completed": c.data.id in server.cohort,
+                             "budget_spent": c.data.id in spent,
                              **({k: getattr(reports[c.data.id], k) for k in reports[c.data.id].__slots__}
                                 if c.data.id in reports else {"val_accuracy": None})}
                             for c in world.clients],
@@ -163,12 +179,15 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
                 "majority_accuracy": scores["majority_accuracy"], "cluster_probs": state.probs.tolist(),
                 "cluster_test_accuracy": scores["test_accuracy"], "rounds_completed": state.round,
             }
+            results["privacy_events"] = [event_to_dict(e) for c in world.clients if c.ledger is not None
+                                         for e in c.ledger.events]
             save_checkpoint(out_dir, state, results)
             write_json(out_dir / "results.json", results)
             bar.advance(rounds)
             if on_round_end:
                 on_round_end(rnd)
     _export(world, state, out_dir)
+    write_reports(out_dir)
     return results
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,6 +19,7 @@ from ..model.base import Encoded, encode_texts, load_base_model, load_tokenizer
 from ..model.lora import head_state, inject_lora, lora_modules
 from ..crypto.sign import IdentityKey
 from ..secure.api import SecureSum, backend_for
+from ..privacy.ledger import ClientLedger
 from ..seeds import derive_seed
 
 __all__ = ["World", "build_world", "make_backend"]
@@ -91,7 +93,19 @@ def build_world(cfg: RunConfig) -> World:
         train = pool.subset(sp.train)
         data = ClientData(id=i, level=levels[i], train=enc(train), val=enc(pool.subset(sp.val)),
                           majority_label=int(np.bincount(train.labels, minlength=ds.num_labels).argmax()))
-        clients.append(Client(data=data, cfg=cfg, base=base, backend=backend, projector=projector))
+        clients.append(Client(data=data, cfg=cfg, base=base, backend=backend, projector=projector,
+                              ledger=_ledger(cfg, i, len(data.train))))
     majority = int(np.bincount(pool.labels, minlength=ds.num_labels).argmax())
     return World(cfg=cfg, dataset=ds, test=enc(test), majority_label=majority, base=base, tokenizer=tok,
                  clients=clients, layer_shapes=shapes, initial_head=head, backend=backend)
+
+
+def _ledger(cfg: RunConfig, client: int, n: int) -> ClientLedger:
+    """The client's privacy ledger; its noise seed is secret unless privacy.secure_rng is off."""
+    def noise_seed(round: int) -> int:
+        if cfg.privacy.secure_rng:
+            return secrets.randbits(63)
+        return derive_seed(cfg.seed, round, client, "dp-noise")
+
+    return ClientLedger(client=client, cfg=cfg.privacy, num_examples=n, batch_size=cfg.train.batch_size,
+                        epochs=cfg.train.local_epochs, planned_rounds=cfg.fed.rounds, noise_seed=noise_seed)

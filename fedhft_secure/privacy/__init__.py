@@ -1,0 +1,1 @@
+"""Differential privacy: DP-SGD, privacy events and accountants, protected sketches, audit, report."""

@@ -1,0 +1,71 @@
+"""Accountants: a client's privacy events -> epsilon. A small interface and a name registry.
+
+Both wrap Opacus's accountants (``RDPAccountant``, ``PRVAccountant``) by
+feeding them the events' Gaussian compositions as history; nothing here
+keeps state between calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+from opacus.accountants import PRVAccountant, RDPAccountant
+from opacus.accountants.utils import get_noise_multiplier
+
+from ..exceptions import ConfigError
+from .events import PrivacyEvent
+
+__all__ = ["Accountant", "ACCOUNTANTS", "accountant_for", "calibrate_noise"]
+
+
+class Accountant(Protocol):
+    name: str
+
+    def epsilon(self, events: Sequence[PrivacyEvent], *, delta: float) -> float:
+        """Epsilon at ``delta`` of all ``events`` composed (0 for none; inf without noise)."""
+        ...
+
+
+class _Opacus:
+    def __init__(self, name: str, cls: type) -> None:
+        self.name = name
+        self._cls = cls
+
+    def epsilon(self, events: Sequence[PrivacyEvent], *, delta: float) -> float:
+        history = [c for e in events for c in e.compositions() if c[2] > 0 and c[1] > 0]
+        if not history:
+            return 0.0
+        if any(sigma <= 0 for sigma, _, _ in history):
+            return math.inf
+        acc = self._cls()
+        # Opacus keeps (noise_multiplier, sample_rate, steps) triples; merge equal ones.
+        merged: dict[tuple[float, float], int] = {}
+        for sigma, q, steps in history:
+            merged[(sigma, q)] = merged.get((sigma, q), 0) + steps
+        acc.history = [(sigma, q, steps) for (sigma, q), steps in merged.items()]
+        with np.errstate(divide="ignore", invalid="ignore"):  # PRV's log(0) at its domain edge
+            return float(acc.get_epsilon(delta=delta))
+
+
+ACCOUNTANTS: dict[str, Accountant] = {"rdp": _Opacus("rdp", RDPAccountant),
+                                      "prv": _Opacus("prv", PRVAccountant)}
+
+
+def accountant_for(name: str) -> Accountant:
+    try:
+        return ACCOUNTANTS[name]
+    except KeyError:
+        raise ConfigError("privacy.accountant", f"{name!r} is not an accountant",
+                          ", ".join(ACCOUNTANTS)) from None
+
+
+def calibrate_noise(*, target_epsilon: float, delta: float, sample_rate: float, steps: int,
+                    accountant: str) -> float:
+    """The smallest noise multiplier whose ``steps`` steps at ``sample_rate`` spend at most the target."""
+    accountant_for(accountant)
+    return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta,
+                                      sample_rate=sample_rate, steps=steps, accountant=accountant,
+                                      epsilon_tolerance=0.01))
