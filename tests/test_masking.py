@@ -13,7 +13,7 @@ from fedhft_secure.crypto.sign import IdentityKey
 from fedhft_secure.exceptions import (ConfigError, LocalProtocolError, MalformedMessage, PolicyViolation,
                                       ReplayedMessage, WrongRound, WrongSender)
 from fedhft_secure.secure.masking import MaskingSum, derive_params, neighbour_graph, participation
-from fedhft_secure.secure.masking.masks import pair_seed, self_seed, stream
+from fedhft_secure.secure.masking.masks import pair_seed, stream
 from fedhft_secure.secure.masking.messages import UnmaskRequest
 from fedhft_secure.wire import encode
 from masking_harness import run_pass

@@ -1,6 +1,5 @@
 """DP-SGD in a run: accounting, budgets, private pre-fisher rows, the epsilon report and its page."""
 
-import copy
 import json
 import math
 import shutil

@@ -1,6 +1,5 @@
 """Known-answer vectors for the masking backend (protocols/vectors/secagg, see its README)."""
 
-import hashlib
 import json
 import sys
 from pathlib import Path
