@@ -39,14 +39,24 @@ def split(secret: bytes, t: int, xs: Sequence[int], coeffs: Sequence[int] | None
 
 
 def lagrange_at_zero(xs: Sequence[int]) -> list[int]:
-    out = []
+    """λ_i = Π_{j≠i} x_j / (x_j - x_i); one modular inversion for all (Montgomery's batch trick)."""
+    nums, dens = [], []
     for i, xi in enumerate(xs):
         num, den = 1, 1
         for j, xj in enumerate(xs):
             if i != j:
                 num = num * (-xj) % PRIME
                 den = den * (xi - xj) % PRIME
-        out.append(num * pow(den, PRIME - 2, PRIME) % PRIME)
+        nums.append(num)
+        dens.append(den)
+    prefix = [1]
+    for d in dens:
+        prefix.append(prefix[-1] * d % PRIME)
+    inv = pow(prefix[-1], PRIME - 2, PRIME)
+    out = [0] * len(xs)
+    for i in range(len(xs) - 1, -1, -1):
+        out[i] = nums[i] * inv * prefix[i] % PRIME
+        inv = inv * dens[i] % PRIME
     return out
 
 

@@ -130,9 +130,14 @@ class MaskingServer(ServerSession):
                 live = [self.rows[c] for c in self._alive if c in self.rows]
                 self.withheld = {n: sum(r[n].astype(int) for r in live) < self.params.threshold for n in live[0]}
             withheld = {f"withheld/{n}": torch.from_numpy(w.copy()) for n, w in self.withheld.items()}
+            inbox: dict[int, dict[str, torch.Tensor]] = {c: {} for c in self._alive}
+            for u, b in bundles.items():  # O(n k): route each bundle's shares to their receivers
+                for key, blob in b.shares.items():
+                    if key.isdigit() and int(key) in inbox:
+                        inbox[int(key)][str(u)] = blob
             out = {}
             for c in sorted(self._alive):
-                shares = {str(u): b.shares[str(c)] for u, b in bundles.items() if str(c) in b.shares}
+                shares = dict(inbox[c])
                 shares.update(withheld)
                 out[c] = encode(ForwardedShares(round=r, epoch=e, shares=shares), self.max_bytes)
             return out
