@@ -131,7 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if not args.quick:
         variants += [("FedHFT pass plan (niter=1)", {"fed.power_iters": 1}),
-                     ("FedHFT pass plan (niter=0, q=r+4)", {"fed.power_iters": 0, "fed.oversampling": 4})]
+                     ("FedHFT pass plan (niter=0, q=r+4)", {"fed.power_iters": 0, "fed.oversampling": 4}),
+                     ("FedHFT pass plan + masking (dense)", {"secure.backend": "masking"}),
+                     ("FedHFT pass plan + masking (reveal-rows)",
+                      {"secure.backend": "masking", "secure.sparsity": "reveal-rows"})]
     out = measure(cfg, variants)
     full = out["full_model_upload"]
     default_rows = [r for r in out["rows"] if r["method"].endswith("default)")]
