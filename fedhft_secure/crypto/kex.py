@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..exceptions import MalformedMessage
 
-__all__ = ["KeyPair", "agree", "hkdf", "public_bytes"]
+__all__ = ["KeyPair", "agree", "hkdf"]
 
 _RAW = dict(encoding=serialization.Encoding.Raw, format=serialization.PublicFormat.Raw)
 
@@ -35,10 +35,6 @@ class KeyPair:
         return self.secret.private_bytes(encoding=serialization.Encoding.Raw,
                                          format=serialization.PrivateFormat.Raw,
                                          encryption_algorithm=serialization.NoEncryption())
-
-
-def public_bytes(key: X25519PublicKey) -> bytes:
-    return key.public_bytes(**_RAW)
 
 
 def agree(secret: X25519PrivateKey, peer_public: bytes) -> bytes:

@@ -14,7 +14,7 @@ from typing import ClassVar
 from ...wire import SERVER, Tensors, message
 
 __all__ = ["Stage", "KeySetup", "KeyAdvert", "KeyDirectory", "ShareBundle", "ForwardedShares", "SharesHeld",
-           "UnmaskRequest", "UnmaskReply", "KINDS", "NEXT"]
+           "UnmaskRequest", "UnmaskReply", "NEXT"]
 
 
 class Stage(enum.Enum):
@@ -22,7 +22,6 @@ class Stage(enum.Enum):
     ADVERTISED = "advertised"  # sent our public keys
     SHARED = "shared"  # sent encrypted shares of our secrets
     READY = "ready"  # hold our neighbours' shares; may mask inputs
-    ABORTED = "aborted"
 
 
 #: the one transition table: which message moves a client session from which stage.
@@ -123,6 +122,3 @@ class UnmaskReply:
     epoch: int
     shares: Tensors = field(default_factory=dict)  # "s/{u}" (u dropped) or "b/{u}" (u survived)
 
-
-KINDS = {m.KIND: m for m in (KeySetup, KeyAdvert, KeyDirectory, ShareBundle, ForwardedShares, SharesHeld,
-                             UnmaskRequest, UnmaskReply)}
