@@ -191,6 +191,8 @@ class MaskingClient(ClientSession):
             raise WrongRound(f"masked input asked in stage {self.stage.value}", sender=SERVER)
         order = layout(expected)
         mine = self._support(order, expected, self.me)
+        # reveal-rows: a pairwise mask covers only the positions both neighbours send
+        shared_with = {v: self._support(order, expected, v) for v in self.held} if self.rows is not None else {}
         out: Tensors = {}
         for j in sorted(self.part[self.me]):
             w = float(weights[j])
@@ -203,8 +205,8 @@ class MaskingClient(ClientSession):
                     seed = pair_seed(agree(self.masks[slot].secret, self.peer_mask[v][slot]), self.round,
                                      self.epoch, slot, j)
                     pm = stream(seed, y.size, self.codec.bits)
-                    if self.rows is not None:  # masks only where both send
-                        pm = np.where(self._support(order, expected, v), pm, 0).astype(pm.dtype)
+                    if v in shared_with:
+                        pm = np.where(shared_with[v], pm, 0).astype(pm.dtype)
                     y = y + pm if self.me < v else y - pm
             y = y[mine]
             out[f"c{j}"] = torch.from_numpy(y.view(np.int32 if self.codec.bits == 32 else np.int64).copy())
