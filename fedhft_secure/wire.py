@@ -128,6 +128,10 @@ def decode(data: bytes, expect: type[M], *, round: int | None = None, pass_idx: 
         if code not in _DTYPES:
             raise MalformedMessage(f"frame {name!r}: unknown dtype code {code}")
         shape = r.unpack(f"<{ndim}I")
+        if math.prod(d for d in shape if d) > max_bytes:
+            # An empty frame carries no data, so only this bound keeps a forged shape like
+            # (2**30, 2**30, 0) from overflowing torch's storage-size arithmetic.
+            raise MalformedMessage(f"frame {name!r}: shape {shape} is larger than any message")
         dtype = _DTYPES[code]
         nbytes = math.prod(shape) * torch.empty((), dtype=dtype).element_size()
         raw = r.take(nbytes)

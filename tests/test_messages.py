@@ -138,3 +138,15 @@ def test_intake_rejects_replays_and_strangers():
 
 def test_server_sender_constant():
     assert decode(encode(RoundStart(round=0, probs=[1.0], lr=0.1)), RoundStart).sender == SERVER
+
+
+def test_forged_shape_of_an_empty_frame_is_a_typed_error():
+    # Found by hypothesis in CI: an empty frame carries no bytes, so its other dimensions were
+    # never bounded and torch's storage-size arithmetic overflowed (RuntimeError, not typed).
+    msg = PassReply(round=0, pass_idx=0, sender=0, payload={"x": torch.empty(0, 3, 3, 3)}, sketch={})
+    blob = encode(msg)
+    real = struct.pack("<4I", 0, 3, 3, 3)
+    assert blob.count(real) == 1
+    forged = blob.replace(real, struct.pack("<4I", 2**30, 2**30, 2**30, 0))
+    with pytest.raises(MalformedMessage):
+        decode(forged, PassReply)
