@@ -422,7 +422,13 @@ class ExplicitServer(_ServerBase):
 
 
 def make_server(*, cfg: RunConfig, state: ServerState, layer_shapes: dict[str, tuple[int, int]],
-                backend: SecureSum) -> PassPlanServer | ExplicitServer:
+                backend: SecureSum) -> _ServerBase:
+    if cfg.method != "fedhft":  # the comparison methods (fl/baselines.py)
+        from .average import AverageServer, LocalServer
+
+        if cfg.method in ("local", "central"):
+            return LocalServer(cfg=cfg, state=state, layer_shapes=layer_shapes)
+        return AverageServer(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend)
     if cfg.fed.server == "explicit":
         return ExplicitServer(cfg=cfg, state=state, layer_shapes=layer_shapes)
     return PassPlanServer(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend)

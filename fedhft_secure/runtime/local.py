@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -98,9 +99,11 @@ def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _evaluate(world: World, state: ServerState) -> dict[str, Any]:
+def _evaluate(world: World, state: ServerState, *, last: bool) -> dict[str, Any]:
     cfg = world.cfg
     kw = dict(majority_label=world.majority_label, batch_size=cfg.train.eval_batch_size)
+    if cfg.method in OWN_MODELS:
+        return _evaluate_own(world, last=last, **kw)
     models = [(state.adapters[j] if state.adapters else {}, state.heads[j]) for j in range(cfg.fed.clusters)]
     if cfg.fed.clusters > 1:
         models.append(global_adapter(state.adapters, state.heads, state.probs, cfg.lora.r))
@@ -115,6 +118,24 @@ def _evaluate(world: World, state: ServerState) -> dict[str, Any]:
     return {"test_accuracy": [s["accuracy"] for s in per], "test_macro_f1": [s["macro_f1"] for s in per],
             "global_test_accuracy": glob["accuracy"], "global_test_macro_f1": glob["macro_f1"],
             "majority_accuracy": glob["majority_accuracy"]}
+
+
+#: methods with no global model: each client's own model is scored on the test split (last round only)
+OWN_MODELS = ("fedsa-lora", "local", "central")
+
+
+def _evaluate_own(world: World, *, last: bool, **kw: Any) -> dict[str, Any]:
+    if not last:
+        return {"test_accuracy": [None], "test_macro_f1": [None], "global_test_accuracy": None,
+                "global_test_macro_f1": None, "majority_accuracy": None}
+    scores = []
+    for c in world.clients:
+        adapter = {n: LayerFactors(B=c.own["B"][n], A=c.own["A"][n]) for n in c.own["A"]}
+        scores.append(evaluate_adapter(world.base, adapter, c.own["head"], world.test, **kw))
+    acc = float(np.mean([s["accuracy"] for s in scores]))
+    f1 = float(np.mean([s["macro_f1"] for s in scores]))
+    return {"test_accuracy": [acc], "test_macro_f1": [f1], "global_test_accuracy": acc,
+            "global_test_macro_f1": f1, "majority_accuracy": scores[0]["majority_accuracy"]}
 
 
 def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress: bool = True,
@@ -160,7 +181,7 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
             t0 = time.perf_counter()
             reports, traffic, seconds = _round(world, server, fault, bar if progress else None, spent)
             t1 = time.perf_counter()
-            scores = _evaluate(world, state)
+            scores = _evaluate(world, state, last=state.round >= cfg.fed.rounds)
             seconds.update(eval=time.perf_counter() - t1, total=time.perf_counter() - t0)
             results["rounds"].append({
                 "round": rnd, "seconds": seconds,
@@ -174,7 +195,10 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
                 "cluster_probs": state.probs.tolist(),
                 **scores,
             })
+            done = [c for c in results["rounds"][-1]["clients"] if c.get("val_accuracy") is not None]
             results["final"] = {
+                "method": cfg.method,
+                "personalized_accuracy": float(np.mean([c["val_accuracy"] for c in done])) if done else None,
                 "test_accuracy": scores["global_test_accuracy"], "test_macro_f1": scores["global_test_macro_f1"],
                 "majority_accuracy": scores["majority_accuracy"], "cluster_probs": state.probs.tolist(),
                 "cluster_test_accuracy": scores["test_accuracy"], "rounds_completed": state.round,

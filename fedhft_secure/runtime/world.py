@@ -11,7 +11,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..algorithm.cluster import SketchProjector, flatten
 from ..config import RunConfig
-from ..data.partition import assign_levels, dirichlet_partition, split_clients
+from ..data.partition import ClientSplit, assign_levels, dirichlet_partition, split_clients
 from ..data.sources import TextDataset, load_dataset, train_test_split
 from ..exceptions import DataError
 from ..fl.client import Client, ClientData
@@ -74,6 +74,10 @@ def build_world(cfg: RunConfig) -> World:
     parts = dirichlet_partition(pool.labels, cfg.fed.num_clients, d.dirichlet_alpha, rng)
     splits = split_clients(parts, d.val_fraction, rng)
     levels = assign_levels(cfg.fed.num_clients, cfg.fed.levels, cfg.fed.level_ratios, rng)
+    if cfg.method == "central":  # the upper bound: one trainer holds every client's data
+        splits = [ClientSplit(train=np.sort(np.concatenate([s.train for s in splits])),
+                              val=np.sort(np.concatenate([s.val for s in splits])))]
+        levels = [1.0]
 
     tok = load_tokenizer(cfg.model.name, cfg.model.path)
     base = load_base_model(cfg.model.name, cfg.model.path, ds.num_labels, derive_seed(cfg.seed, "head"))
