@@ -40,9 +40,12 @@ def _deliver(fault: Fault | None, stage: str, rnd: int, client: int, blob: bytes
 
 def exchange(server: PassPlanServer | ExplicitServer, clients: dict[int, Client], first: dict[int, bytes],
              traffic: dict[int, list[int]], fault: Fault | None, rnd: int,
-             on_reply: Callable[[int], None] | None = None) -> None:
-    """Deliver every stage's messages and replies until the server closes the round."""
+             on_reply: Callable[[int], None] | None = None) -> float:
+    """Deliver every stage's messages and replies until the server closes the round.
+
+    Returns the seconds spent inside the server's own steps (receive and advance)."""
     out: dict[int, bytes] | None = first
+    busy = 0.0
     while out is not None:
         stage = server.stage
         for i, blob in out.items():
@@ -60,11 +63,16 @@ def exchange(server: PassPlanServer | ExplicitServer, clients: dict[int, Client]
             traffic[i][0] += len(reply)
             reply = _deliver(fault, f"{stage}<", rnd, i, reply)
             if reply is not None:
+                t0 = time.perf_counter()
                 try:
                     server.receive(i, reply)
                 except RemoteProtocolError:
                     pass  # recorded in server.errors
+                busy += time.perf_counter() - t0
+        t0 = time.perf_counter()
         out = server.advance()
+        busy += time.perf_counter() - t0
+    return busy
 
 
 def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault | None,
@@ -84,11 +92,14 @@ def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault |
 
     for c in world.clients:
         c.report = None
-    exchange(server, {c.data.id: c for c in world.clients}, server.begin_round(ids), traffic, fault, rnd, tick)
+    t1 = time.perf_counter()
+    first = server.begin_round(ids)
+    busy = time.perf_counter() - t1
+    busy += exchange(server, {c.data.id: c for c in world.clients}, first, traffic, fault, rnd, tick)
     if progress and task is not None:
         progress.remove_task(task)
     reports = {c.data.id: c.report for c in world.clients if c.report is not None}
-    return reports, traffic, {"round": time.perf_counter() - t0}
+    return reports, traffic, {"round": time.perf_counter() - t0, "server": busy}
 
 
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
