@@ -14,7 +14,7 @@ STAGES = ("setup", "directory", "forward", "input", "check", "unmask")
 
 def run_pass(vectors: dict[int, np.ndarray], weights: dict[int, list[float]], *, drop: dict[int, str] | None = None,
              backend: MaskingSum | None = None, tamper=None, clusters: int = 1,
-             rows: dict[int, np.ndarray] | None = None, until: str | None = None):
+             rows: dict[int, np.ndarray] | None = None, until: str | None = None, passes: int = 1):
     """One key set-up and one pass. ``drop[c] = stage``: c sends nothing from that stage on;
     ``until="input"`` stops once the masked inputs are in (for tests that play the server).
 
@@ -23,7 +23,7 @@ def run_pass(vectors: dict[int, np.ndarray], weights: dict[int, list[float]], *,
     backend = backend or MaskingSum()
     drop = drop or {}
     ids = sorted(vectors)
-    info = SessionInfo(round=3, epoch=0, cohort=tuple(ids), clusters=clusters, passes=1,
+    info = SessionInfo(round=3, epoch=0, cohort=tuple(ids), clusters=clusters, passes=passes,
                        weights={i: tuple(weights[i]) for i in ids})
     server = backend.server_session(info)
     clients = {i: backend.client_session(i, 3, rows=None if rows is None else {"L": rows[i]}) for i in ids}

@@ -122,19 +122,22 @@ def test_client_never_reveals_both_shares_of_a_peer():
     c = clients[1]
     peer = c.neighbours[0]
     both = UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[peer], survivors=[])
-    with pytest.raises(PolicyViolation):  # b of `peer` was revealed in the honest unmask stage
+    with pytest.raises(ReplayedMessage):  # one unmask per slot: b of `peer` was revealed already
         c.handle(encode(both))
+    assert c.revealed[(0, peer)] == "b"
+    _, _, clients, _ = run_pass(v, ones(5), until="input")
     mixed = UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[peer], survivors=[peer])
     with pytest.raises(PolicyViolation):
-        c.handle(encode(mixed))
+        clients[1].handle(encode(mixed))
+    assert not clients[1].revealed
 
 
 def test_declared_dropped_stays_dropped():
     v = vecs(5, 4)
-    _, server, clients, _ = run_pass(v, ones(5), drop={2: "input"})
+    _, server, clients, _ = run_pass(v, ones(5), drop={2: "input"}, passes=2)
     c = next(clients[w] for w in server.graph[2] if w != 2 and w in server.alive)
-    revive = UnmaskRequest(round=3, pass_idx=2, epoch=0, slot=0, dropped=[], survivors=[2])
-    with pytest.raises(PolicyViolation):
+    revive = UnmaskRequest(round=3, pass_idx=2, epoch=0, slot=1, dropped=[], survivors=[2])
+    with pytest.raises(PolicyViolation, match="declared dropped"):  # the next slot cannot bring 2 back
         c.handle(encode(revive))
 
 

@@ -25,7 +25,7 @@ from ...crypto.encoding import FixedPoint
 from ...crypto.kex import KeyPair, agree, hkdf
 from ...crypto.shamir import PRIME, SHARE_BYTES, split
 from ...crypto.sign import IdentityKey, verify
-from ...exceptions import MalformedMessage, PolicyViolation, ShapeMismatch, WrongRound
+from ...exceptions import MalformedMessage, PolicyViolation, ReplayedMessage, ShapeMismatch, WrongRound
 from ...wire import SERVER, decode, encode
 from ..api import ClientSession, Contribution, Expected, Tensors
 from .masks import flatten, layout, pair_seed, self_seed, stream, support
@@ -112,6 +112,7 @@ class MaskingClient(ClientSession):
         self.revealed: dict[tuple[int, int], str] = {}
         self.declared_dropped: set[int] = set()
         self.signed: dict[int, tuple[int, ...]] = {}  # slot -> the survivor list this client signed
+        self.unmasked: set[int] = set()  # slots whose unmask request was answered (once each)
         mask_pubs = [k.public for k in self.masks]
         sig = self.identity.sign(advert_message(self.round, m.epoch, self.me, self.enc.public, mask_pubs)) \
             if self.identity else b""
@@ -187,8 +188,11 @@ class MaskingClient(ClientSession):
         if self.me not in survivors:
             raise PolicyViolation("survivor list leaves out this client, which sent its masked input",
                                   sender=SERVER)
-        if self.signed.setdefault(m.slot, survivors) != survivors:
-            raise PolicyViolation(f"a second, different survivor list for slot {m.slot}", sender=SERVER)
+        if m.slot in self.signed:
+            if self.signed[m.slot] != survivors:
+                raise PolicyViolation(f"a second, different survivor list for slot {m.slot}", sender=SERVER)
+            raise ReplayedMessage(f"the survivor list of slot {m.slot} was already signed", sender=SERVER)
+        self.signed[m.slot] = survivors
         sig = self.identity.sign(survivor_message(self.round, self.epoch, m.slot, survivors))
         return SurvivorSignature(round=self.round, pass_idx=m.pass_idx, sender=self.me, epoch=self.epoch,
                                  sig={"sig": _u8(sig)})
@@ -218,6 +222,8 @@ class MaskingClient(ClientSession):
     def _unmask(self, m: UnmaskRequest) -> UnmaskReply:
         if not 0 <= m.slot < self.setup.slots:
             raise MalformedMessage(f"slot {m.slot} out of range", sender=SERVER)
+        if m.slot in self.unmasked:
+            raise ReplayedMessage(f"slot {m.slot} was already unmasked", sender=SERVER)
         self._check_consistency(m)
         dropped, alive = set(m.dropped), set(m.survivors)
         if dropped & alive:
@@ -234,6 +240,7 @@ class MaskingClient(ClientSession):
                 raise PolicyViolation(f"asked for both shares of client {u} at slot {m.slot}", sender=SERVER)
             out[f"{kind}/{u}"] = _u8((s_sh if kind == "s" else b_sh)[m.slot])
         self.declared_dropped |= dropped
+        self.unmasked.add(m.slot)
         return UnmaskReply(round=self.round, pass_idx=m.pass_idx, sender=self.me, epoch=self.epoch, shares=out)
 
     # -- the masked input -----------------------------------------------------------------
