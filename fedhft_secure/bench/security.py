@@ -46,6 +46,31 @@ def _t(n: int, threat: str) -> tuple[int, int]:
     return p.degree, p.threshold
 
 
+_OBS: dict[tuple[str, str], object] = {}
+
+
+def _observed(backend: str, sparsity: str = "dense"):  # noqa: ANN202 - one training run per mode
+    from .inference import observe
+
+    if (backend, sparsity) not in _OBS:
+        _OBS[(backend, sparsity)] = observe(backend, sparsity=sparsity)
+    return _OBS[(backend, sparsity)]
+
+
+def _labels(backend: str) -> tuple[float, dict[str, Any]]:
+    from .inference import label_inference
+
+    r = label_inference(_observed(backend))  # type: ignore[arg-type]
+    return r["advantage"], r
+
+
+def _rows(sparsity: str) -> tuple[float, dict[str, Any]]:
+    from .inference import row_mask_leakage
+
+    r = row_mask_leakage(_observed("masking", sparsity))  # type: ignore[arg-type]
+    return r["share_of_clients_with_rows"], r
+
+
 #: (attack, mode) -> quick -> (measured, details). Figures are cosine similarities unless said otherwise.
 ATTACKS: dict[tuple[str, str], Callable[[bool], tuple[float, dict[str, Any]]]] = {
     ("reconstruction", "plaintext"): lambda q: (A.reconstruction_plaintext(), {}),
@@ -57,6 +82,12 @@ ATTACKS: dict[tuple[str, str], Callable[[bool], tuple[float, dict[str, Any]]]] =
     ("dropout-lie", "masking-unsigned"): lambda q: (A.dropout_lie(
         signed=False, colluders=2 * _t(6, "honest-but-curious")[1] - _t(6, "honest-but-curious")[0]), {}),
     ("fuzz", "all"): _fuzz,
+    # label inference: accuracy of naming each client's majority label, minus chance
+    ("label-inference", "plaintext"): lambda q: _labels("plaintext"),
+    ("label-inference", "masking-dense"): lambda q: _labels("masking"),
+    # row masks: the share of clients whose kept-row sets the server holds (details: what they predict)
+    ("row-mask-leakage", "masking-dense"): lambda q: _rows("dense"),
+    ("row-mask-leakage", "masking-reveal-rows"): lambda q: _rows("reveal-rows"),
 }
 
 _RULE = re.compile(r"^\s*(abs\s+)?(<=|>=|<|>|==)\s*([-+0-9.eE]+)\s*$")
