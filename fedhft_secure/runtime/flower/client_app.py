@@ -29,7 +29,7 @@ def _answer(msg: Message, context: Context) -> Message:
     if state_dir:
         from .relay import ask_worker
 
-        reply = ask_worker(str(state_dir), context.run_id, partition, fields)
+        reply = ask_worker(str(state_dir), context.run_id, partition, fields, msg.metadata.group_id)
     else:
         from .node import handle
 

@@ -16,9 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ask_worker", "send_frame", "recv_frame", "supernode_pid", "pid_alive", "SOCKET", "PIDFILE"]
+__all__ = ["ask_worker", "send_frame", "recv_frame", "supernode_pid", "pid_alive", "SOCKET", "PIDFILE",
+           "PROGRESS"]
 
-SOCKET, PIDFILE, LOG = "worker.sock", "worker.pid", "worker.log"
+SOCKET, PIDFILE, LOG, PROGRESS = "worker.sock", "worker.pid", "worker.log", "progress.log"
 START_TIMEOUT = 300.0  # the worker imports torch and builds its partition before it listens
 
 
@@ -115,10 +116,15 @@ def _start_worker(d: Path) -> socket.socket:
     raise TimeoutError(f"the node worker in {d} did not start (see {d / LOG})")
 
 
-def ask_worker(state_dir: str, run_id: int, partition: int, fields: dict[str, Any]) -> dict[str, Any]:
+def ask_worker(state_dir: str, run_id: int, partition: int, fields: dict[str, Any],
+               group: str = "") -> dict[str, Any]:
+    """The worker's answer; ``DIR/progress.log`` gets one line per answered message (run, stage)."""
     d = Path(state_dir).expanduser()
     d.mkdir(mode=0o700, parents=True, exist_ok=True)
     s = _connect(d / SOCKET) or _start_worker(d)
     with s:
         send_frame(s, {**fields, "run_id": run_id, "partition": partition})
-        return recv_frame(s)
+        reply = recv_frame(s)
+    with open(d / PROGRESS, "a") as f:
+        f.write(f"{run_id} {group} {'refused' if 'refused' in reply else 'ok'}\n")
+    return reply

@@ -76,6 +76,10 @@ class RemoteClient:
         return self.trainable
 
 
+def _message(content: Any, node: int, group: str) -> Message:
+    return Message(content=content, dst_node_id=node, message_type="query", group_id=group)
+
+
 class FlowerTransport:
     def __init__(self, grid: Grid, timeouts: Timeouts = Timeouts()) -> None:
         self.grid = grid
@@ -83,6 +87,22 @@ class FlowerTransport:
         self.nodes: dict[int, int] = {}  # client id -> Flower node id
         self.clients: dict[int, int] = {}  # Flower node id -> client id
         self.stages = 0
+        self.poll = 0.1
+
+    def send_and_receive(self, msgs: list[Message], timeout: float) -> list[Message]:
+        """``Grid.send_and_receive``, polling every ``poll`` s (Flower's own waits 3 s between pulls)."""
+        if not msgs:
+            return []
+        waiting = set(self.grid.push_messages(msgs))
+        end = time.monotonic() + timeout
+        out: list[Message] = []
+        while True:
+            got = list(self.grid.pull_messages(waiting))
+            out += got
+            waiting -= {m.metadata.reply_to_message_id for m in got}
+            if not waiting or time.monotonic() >= end:
+                return out
+            time.sleep(self.poll)
 
     # -- who is there -------------------------------------------------------------------
     def discover(self, cfg: RunConfig) -> dict[int, float]:
@@ -91,10 +111,9 @@ class FlowerTransport:
         while len(list(self.grid.get_node_ids())) < n and time.monotonic() < deadline:
             time.sleep(0.5)
         config = json.dumps(config_to_dict(cfg))
-        msgs = [self.grid.create_message(pack({"op": HELLO, "config": config}), "query", node, "hello")
-                for node in self.grid.get_node_ids()]
+        msgs = [_message(pack({"op": HELLO, "config": config}), node, "hello") for node in self.grid.get_node_ids()]
         levels: dict[int, float] = {}
-        for rep in self.grid.send_and_receive(msgs, timeout=self.t.hello):
+        for rep in self.send_and_receive(msgs, self.t.hello):
             if rep.has_error():
                 continue
             try:
@@ -128,11 +147,10 @@ class FlowerTransport:
                     blob = fault(f"{stage}>", rnd, i, blob)
                 if blob is None or i not in self.nodes:
                     continue
-                msgs.append(self.grid.create_message(pack({"op": STEP, "blob": blob}), "query", self.nodes[i],
-                                                     f"{rnd}:{stage}"))
+                msgs.append(_message(pack({"op": STEP, "blob": blob}), self.nodes[i], f"{rnd}:{stage}"))
             timeout = self.t.train if stage == "round_start" else self.t.stage
             self.stages += 1
-            for rep in (self.grid.send_and_receive(msgs, timeout=timeout) if msgs else []):
+            for rep in self.send_and_receive(msgs, timeout):
                 i = self.clients.get(rep.metadata.src_node_id)
                 if i is None or rep.has_error():
                     continue  # no reply: a dropout for the state machine
