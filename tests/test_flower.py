@@ -95,7 +95,7 @@ def test_consortium_on_loopback(tmp_path):
 
     t = time.perf_counter()
     rep = consortium_run(tmp_path, tiny_overrides(**{**MASKING, "fed.num_clients": "4", "data.train_size": "240"}),
-                         kill=2, kill_after="1:pass:0", stage_timeout=30.0)
+                         kill=2, kill_after="1:pass:0", stage_timeout=90.0)
     assert rep["flwr_run_returncode"] == 0, (tmp_path / "flwr-run.log").read_text()[-3000:]
     assert rep["unknown_node_refused"] and rep["online_nodes"] == 4
     assert rep["rounds_completed"] == 2
@@ -106,4 +106,4 @@ def test_consortium_on_loopback(tmp_path):
     # every process is gone: SuperLink, SuperNodes, their SuperExecs and the node workers
     for pidfile in (tmp_path / "consortium" / "state").glob("*/worker.pid"):
         assert not pid_alive(int(pidfile.read_text()))
-    assert time.perf_counter() - t < 900
+    assert time.perf_counter() - t < 1200

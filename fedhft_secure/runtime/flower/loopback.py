@@ -49,7 +49,7 @@ def _close(a: dict[str, Any], b: dict[str, Any], tol: float = 1e-4) -> bool:
 
 
 def consortium_run(workdir: Path, overrides: list[str], *, kill: int | None = 2, kill_after: str = "1:pass:0",
-                   rogue: bool = True, stage_timeout: float = 30.0, timeout: float = 1200.0) -> dict[str, Any]:
+                   rogue: bool = True, stage_timeout: float = 90.0, timeout: float = 1200.0) -> dict[str, Any]:
     workdir = Path(workdir).resolve()
     cfg = load_config(None, overrides)
     n = cfg.fed.num_clients
