@@ -171,6 +171,7 @@ class Consortium:
     keys: dict[str, tuple[Path, Path]] = field(default_factory=dict)
     certs: Certs | None = None
     home: Path | None = None
+    orphans: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir).resolve()
@@ -249,6 +250,7 @@ class Consortium:
     def kill(self, name: str) -> None:
         """SIGKILL one process (a SuperNode dying mid-round) and reap it."""
         p = self.procs[name]
+        self.orphans += _children(p.pid)  # its SuperExec and ClientApp: stop() stops them by pid
         p.kill()
         p.wait(timeout=30)
 
@@ -272,7 +274,7 @@ class Consortium:
                 p.kill()
                 p.wait(timeout=10)
         deadline = time.monotonic() + 10
-        for pid in pids + workers:
+        for pid in pids + workers + self.orphans:
             while pid_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
             if pid_alive(pid):
