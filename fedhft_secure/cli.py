@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="override one config key, e.g. --set fed.rounds=2 (repeatable)")
     run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last completed round")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--engine", choices=("local", "flower-sim"), default="local",
+                     help="local: every client in this process (default); flower-sim: the Flower "
+                          "ServerApp/ClientApp on Flower's simulation engine (same results.json)")
     run.add_argument("--threat-model", metavar="FILE.toml",
                      help="refuse to run unless the config fits this threat model (see threat_models/)")
     kg = sub.add_parser("keygen", help="CKKS consortium keys: one secret file per member, a public one for the server",
@@ -130,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
 
                     check_config(cfg, load_threat_model(args.threat_model))
                 out = Path(args.out)
-                results = run(cfg, out, progress=not args.no_progress)
+                if args.engine == "flower-sim":
+                    from .runtime.flower.sim import run_flower_sim
+
+                    results = run_flower_sim(cfg, out, progress=not args.no_progress)
+                else:
+                    results = run(cfg, out, progress=not args.no_progress)
             final = results.get("final", {})
             print(json.dumps({"results": str(out / "results.json"), "test_accuracy": final.get("test_accuracy"),
                               "majority_accuracy": final.get("majority_accuracy"),

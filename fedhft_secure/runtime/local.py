@@ -27,7 +27,7 @@ from .export import save_adapter
 from .report import write_reports
 from .world import World, build_world
 
-__all__ = ["run", "exchange", "Fault"]
+__all__ = ["run", "exchange", "Fault", "Exchange"]
 
 #: A test hook between sender and receiver: (stage, round, client, bytes) -> bytes to
 #: deliver, or None for a message that never arrives (a dropout).
@@ -75,9 +75,13 @@ def exchange(server: PassPlanServer | ExplicitServer, clients: dict[int, Client]
     return busy
 
 
+#: How a round's messages travel: ``exchange`` (in-process) or another runtime's (e.g. Flower).
+Exchange = Callable[..., float]  # returns the seconds spent in the server's own steps
+
+
 def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault | None,
-           progress: Progress | None, skip: set[int] = frozenset()  # type: ignore[assignment]
-           ) -> tuple[dict[int, Any], dict[int, list[int]], dict[str, float]]:
+           progress: Progress | None, skip: set[int] = frozenset(),  # type: ignore[assignment]
+           exchange_fn: Exchange = exchange) -> tuple[dict[int, Any], dict[int, list[int]], dict[str, float]]:
     rnd = server.state.round
     ids = [c.data.id for c in world.clients if c.data.id not in skip]  # skip: privacy budget spent
     traffic = {c.data.id: [0, 0] for c in world.clients}  # up, down
@@ -95,7 +99,7 @@ def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault |
     t1 = time.perf_counter()
     first = server.begin_round(ids)
     busy = time.perf_counter() - t1
-    busy += exchange(server, {c.data.id: c for c in world.clients}, first, traffic, fault, rnd, tick)
+    busy += exchange_fn(server, {c.data.id: c for c in world.clients}, first, traffic, fault, rnd, tick)
     if progress and task is not None:
         progress.remove_task(task)
     reports = {c.data.id: c.report for c in world.clients if c.report is not None}
@@ -151,7 +155,11 @@ def _evaluate_own(world: World, *, last: bool, **kw: Any) -> dict[str, Any]:
 
 def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress: bool = True,
         fault: Fault | None = None, on_round_end: Callable[[int], None] | None = None,
-        prepare: Callable[[World], None] | None = None) -> dict[str, Any]:
+        prepare: Callable[[World], None] | None = None,
+        make_world: Callable[[RunConfig], World] = build_world, exchange_fn: Exchange = exchange,
+        ) -> dict[str, Any]:
+    """``make_world``/``exchange_fn``: another runtime (Flower) supplies stand-ins for the clients
+    and its own transport; everything else (rounds, evaluation, results.json) is this code."""
     out_dir = Path(out_dir)
     if resume:
         state, results = load_checkpoint(out_dir)
@@ -166,7 +174,7 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
             raise ConfigError("--out", f"{out_dir} already holds a run", "a new folder, or --resume DIR")
         results = {"config": config_to_dict(cfg), "seed": cfg.seed, "rounds": []}
         state = None
-    world = build_world(cfg)
+    world = make_world(cfg)
     if prepare is not None:  # e.g. the audit inserts its canaries
         prepare(world)
     for c in world.clients:  # a resumed client's ledger holds what it already spent
@@ -190,7 +198,7 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
                 write_json(out_dir / "results.json", results)
                 break
             t0 = time.perf_counter()
-            reports, traffic, seconds = _round(world, server, fault, bar if progress else None, spent)
+            reports, traffic, seconds = _round(world, server, fault, bar if progress else None, spent, exchange_fn)
             t1 = time.perf_counter()
             scores = _evaluate(world, state, last=state.round >= cfg.fed.rounds)
             seconds.update(eval=time.perf_counter() - t1, total=time.perf_counter() - t0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,7 +64,8 @@ def _layer_shapes(base: PreTrainedModel, cfg: RunConfig) -> dict[str, tuple[int,
     return shapes
 
 
-def build_world(cfg: RunConfig) -> World:
+def build_world(cfg: RunConfig, only: Collection[int] | None = None) -> World:
+    """``only``: build just these clients (a Flower node builds its own; the Flower server none)."""
     torch.set_num_threads(cfg.threads)
     d = cfg.data
     ds = load_dataset(d.name, d.path, d.text_column, d.label_column)
@@ -94,6 +96,8 @@ def build_world(cfg: RunConfig) -> World:
 
     clients = []
     for i, sp in enumerate(splits):
+        if only is not None and i not in only:
+            continue
         train = pool.subset(sp.train)
         data = ClientData(id=i, level=levels[i], train=enc(train), val=enc(pool.subset(sp.val)),
                           majority_label=int(np.bincount(train.labels, minlength=ds.num_labels).argmax()))
