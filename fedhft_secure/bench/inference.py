@@ -24,7 +24,7 @@ from ..secure.masking.masks import layout
 from ..secure.masking.messages import KeyAdvert
 from ..wire import decode
 
-__all__ = ["Observation", "observe", "label_inference", "row_mask_leakage", "SMALL"]
+__all__ = ["Observation", "observe", "label_inference", "row_mask_leakage", "sketch_inference", "SMALL"]
 
 #: a federation small enough for a benchmark, skewed enough that clients differ in their labels
 SMALL = {"model.name": '"tiny-random"', "data.name": '"tweets"', "data.train_size": "1600",
@@ -42,9 +42,10 @@ class Observation:
     layout: list[tuple[str, tuple[int, ...]]]  # order of pass 0's vector, public to the server
 
 
-def observe(backend: str, *, sparsity: str = "dense", seed: int = 0) -> Observation:
+def observe(backend: str, *, sparsity: str = "dense", seed: int = 0,
+            extra: dict[str, str] | None = None) -> Observation:
     cfg = load_config(None, [f"{k}={v}" for k, v in {**SMALL, "seed": str(seed), "secure.backend": f'"{backend}"',
-                                                       "secure.sparsity": f'"{sparsity}"'}.items()])
+                                                       "secure.sparsity": f'"{sparsity}"', **(extra or {})}.items()])
     received: dict[int, list[tuple[str, bytes]]] = {}
     start: list[bytes] = []
     seen: dict[str, Any] = {}
@@ -126,3 +127,23 @@ def row_mask_leakage(obs: Observation) -> dict[str, float]:
         if others:
             pred[i] = obs.majority[min(others)[1]]
     return {**_score(pred, obs), "share_of_clients_with_rows": len(rows) / len(obs.majority)}
+
+
+def _nearest_label(points: dict[int, np.ndarray], obs: Observation) -> dict[int, int]:
+    """Leave-one-out: each client gets the majority label of the client with the most similar vector."""
+    ids = sorted(points)
+    X = np.stack([points[i] / (np.linalg.norm(points[i]) + 1e-12) for i in ids])
+    sim = X @ X.T
+    np.fill_diagonal(sim, -np.inf)
+    return {i: obs.majority[ids[int(np.argmax(sim[k]))]] for k, i in enumerate(ids)}
+
+
+def sketch_inference(obs: Observation) -> dict[str, float]:
+    """The clustering sketch travels in clear (protected only by its own noise): link each client to
+    the most similar other client's sketch and take that client's majority label."""
+    sketches = {}
+    for client, msgs in obs.received.items():
+        reply = next((decode(b, PassReply) for s, b in msgs if s.startswith("pass:")), None)
+        if reply is not None and "v" in reply.sketch:
+            sketches[client] = reply.sketch["v"].double().numpy()
+    return _score(_nearest_label(sketches, obs), obs)

@@ -46,15 +46,24 @@ def _t(n: int, threat: str) -> tuple[int, int]:
     return p.degree, p.threshold
 
 
-_OBS: dict[tuple[str, str], object] = {}
+_OBS: dict[tuple[str, str, float], object] = {}
 
 
-def _observed(backend: str, sparsity: str = "dense"):  # noqa: ANN202 - one training run per mode
+def _observed(backend: str, sparsity: str = "dense", sketch_noise: float = 0.0):  # noqa: ANN202
+    """One small training run per mode, shared by the attacks on it."""
     from .inference import observe
 
-    if (backend, sparsity) not in _OBS:
-        _OBS[(backend, sparsity)] = observe(backend, sparsity=sparsity)
-    return _OBS[(backend, sparsity)]
+    key = (backend, sparsity, sketch_noise)
+    if key not in _OBS:
+        _OBS[key] = observe(backend, sparsity=sparsity, extra={"privacy.sketch_noise": str(sketch_noise)})
+    return _OBS[key]
+
+
+def _sketches(noise: float) -> tuple[float, dict[str, Any]]:
+    from .inference import sketch_inference
+
+    r = sketch_inference(_observed("masking", sketch_noise=noise))  # type: ignore[arg-type]
+    return r["advantage"], r
 
 
 def _labels(backend: str) -> tuple[float, dict[str, Any]]:
@@ -88,6 +97,9 @@ ATTACKS: dict[tuple[str, str], Callable[[bool], tuple[float, dict[str, Any]]]] =
     # row masks: the share of clients whose kept-row sets the server holds (details: what they predict)
     ("row-mask-leakage", "masking-dense"): lambda q: _rows("dense"),
     ("row-mask-leakage", "masking-reveal-rows"): lambda q: _rows("reveal-rows"),
+    # sketches: linking a client to the one with the most similar sketch names its majority label
+    ("sketch-inference", "clear"): lambda q: _sketches(0.0),
+    ("sketch-inference", "noise-1.0"): lambda q: _sketches(1.0),
 }
 
 _RULE = re.compile(r"^\s*(abs\s+)?(<=|>=|<|>|==)\s*([-+0-9.eE]+)\s*$")
