@@ -23,12 +23,12 @@ import torch
 
 from ..algorithm.aggregate import ClientFactors, dense_cluster_sums, explicit_refactor
 from ..algorithm.cluster import align_clusters, soft_clusters
-from ..algorithm.lowrank import LayerPlan, Op, plan_layer
 from ..config import RunConfig
 from ..exceptions import AggregationAborted, RemoteProtocolError, ShapeMismatch, WrongRound
 from ..model.lora import LayerFactors
-from ..secure.api import Expected, SecureSum, ServerSession, SessionInfo
+from ..secure.api import SecureSum, ServerSession, SessionInfo
 from ..seeds import derive_seed
+from .plan import ClusterState, PlanBook
 from .messages import ExplicitUpload, Intake, PassReply, PassRequest, Ready, RoundStart, encode
 
 __all__ = ["ServerState", "PassPlanServer", "ExplicitServer", "make_server",
@@ -114,23 +114,32 @@ class _ServerBase:
 
 
 class PassPlanServer(_ServerBase):
-    """Learns Σ_i p_ij (client vector) per pass through a SecureSum session, and the sketches."""
+    """Learns Σ_i p_ij (client vector) per pass through a SecureSum session, and the sketches.
 
-    def __init__(self, *, backend: SecureSum, **kw) -> None:  # noqa: ANN003
+    The plan's bookkeeping is a ``PlanBook`` (fl/plan.py); subclasses change
+    what happens to a pass's sums (``_absorb``), what a request carries
+    (``_inputs``) and how the round ends (``_finish``).
+    """
+
+    def __init__(self, *, backend: SecureSum, head_shapes: dict[str, tuple[int, ...]] | None = None,
+                 **kw) -> None:  # noqa: ANN003
         super().__init__(**kw)
         self.backend = backend
-        self.q = {n: min(self.cfg.lora.r + self.cfg.fed.oversampling, *s) for n, s in self.shapes.items()}
-        self.plans: list[dict[str, LayerPlan]] = []
+        fed = self.cfg.fed
+        self.book = PlanBook(shapes=self.shapes, clusters=self.K, r=self.cfg.lora.r, oversampling=fed.oversampling,
+                             niter=fed.power_iters, seed=self.cfg.seed, round=self.state.round,
+                             head_shapes=head_shapes or {k: tuple(v.shape) for k, v in self.state.heads[0].items()})
         self.phase = "idle"
-        self.pass_idx = 0  # step of the plan
         self.seq = 0  # pass requests sent this round (wire pass id, never reused)
         self.epoch = 0
         self.session: ServerSession | None = None
         self.plan_cohort: set[int] = set()
-        self.requested: dict[tuple[int, str], tuple[Op, torch.Tensor]] = {}
-        self.head_sums: list[dict[str, torch.Tensor]] = []
         self.totals: list[float] = []
         self.ready: set[int] = set()
+
+    @property
+    def pass_idx(self) -> int:
+        return self.book.pass_idx
 
     @property
     def stage(self) -> str:
@@ -143,14 +152,11 @@ class PassPlanServer(_ServerBase):
 
     @property
     def num_passes(self) -> int:
-        return max(p.num_passes for p in self.plans[0].values())
+        return self.book.num_passes
 
     def _reset_plans(self) -> None:
-        G = self.state.G
-        self.plans = [{n: plan_layer(out=o, inp=i, q=self.q[n], niter=self.cfg.fed.power_iters,
-                                     G=None if G[j] is None else G[j][n])  # type: ignore[index]
-                       for n, (o, i) in self.shapes.items()} for j in range(self.K)]
-        self.pass_idx = 0
+        self.book.round = self.state.round
+        self.book.reset(self.state.G)
 
     def begin_round(self, clients: Sequence[int]) -> dict[int, bytes]:
         out = super().begin_round(clients)
@@ -158,28 +164,28 @@ class PassPlanServer(_ServerBase):
         self._reset_plans()
         return out
 
-    def _omega_seed(self, layer: str) -> int:
-        return derive_seed(self.cfg.seed, self.state.round, layer, "omega")
-
     # -- replies ------------------------------------------------------------------------
     def receive(self, client: int, blob: bytes) -> None:
         """Accept one reply; a RemoteProtocolError drops the client and is re-raised for the record."""
         try:
-            if self.phase == "round_start":
-                self.intake.accept(blob, Ready, round=self.state.round, pass_idx=0, sender=client,
-                                   allowed=self.cohort)
-                self.ready.add(client)
-            elif self.phase == "session":
-                assert self.session is not None
-                self.session.receive(client, blob)
-            elif self.phase == "pass":
-                self._receive_pass(client, blob)
-            else:
-                raise WrongRound(f"no reply expected now (phase {self.phase})", sender=client)
+            self._receive(client, blob)
         except RemoteProtocolError as exc:
             if client in self.cohort:
                 self.drop(client, f"{type(exc).__name__}: {exc}")
             raise
+
+    def _receive(self, client: int, blob: bytes) -> None:
+        if self.phase == "round_start":
+            self.intake.accept(blob, Ready, round=self.state.round, pass_idx=0, sender=client,
+                               allowed=self.cohort)
+            self.ready.add(client)
+        elif self.phase == "session":
+            assert self.session is not None
+            self.session.receive(client, blob)
+        elif self.phase == "pass":
+            self._receive_pass(client, blob)
+        else:
+            raise WrongRound(f"no reply expected now (phase {self.phase})", sender=client)
 
     def _receive_pass(self, client: int, blob: bytes) -> None:
         assert self.session is not None
@@ -226,10 +232,11 @@ class PassPlanServer(_ServerBase):
         sums = self.session.sums()
         if sums is None:
             return self._start_pass()
+        if self.pass_idx == 0:
+            self.totals = [sum(self.weights(i)[j] for i in self.plan_cohort) for j in range(self.K)]
         self._absorb(sums)
-        if self.pass_idx >= self.num_passes:
-            self._finish(done=True)
-            return None
+        if self.book.done:
+            return self._finish(done=True)
         if set(self.session.alive) != self.plan_cohort:
             return self._restart()  # someone left during the pass's unmask stage
         return self._start_pass()
@@ -237,8 +244,7 @@ class PassPlanServer(_ServerBase):
     def _open_session(self) -> dict[int, bytes] | None:
         cohort = tuple(sorted(self.cohort))
         if not cohort:
-            self._finish(done=False)
-            return None
+            return self._finish(done=False)
         info = SessionInfo(round=self.state.round, epoch=self.epoch, cohort=cohort, clusters=self.K,
                            passes=self.num_passes, weights={i: tuple(self.weights(i)) for i in cohort})
         self.session = self.backend.server_session(info)
@@ -256,58 +262,32 @@ class PassPlanServer(_ServerBase):
 
     def _start_pass(self) -> dict[int, bytes]:
         assert self.session is not None
-        self.requested = {}
         self.seq += 1
-        ops: dict[str, str] = {}
-        gauss: dict[str, list[int]] = {}
-        for j, plans in enumerate(self.plans):
-            for n, plan in plans.items():
-                req = plan.request(self.pass_idx, self._omega_seed(n))
-                if req is None:
-                    continue
-                self.requested[(j, n)] = req
-                ops[n] = req[0].value
-                if plan.step == 0 and plan.tall:
-                    gauss[n] = [self._omega_seed(n), plan.q]
-        self.session.begin_pass(self.seq, slot=self.pass_idx, expected=self._expected())
+        schedule = self.book.schedule()
+        ops = {n: op.value for n, (op, _) in schedule.items()}
+        gauss = {n: [self.book.omega_seed(n), self.book.q[n]] for n, (_, g) in schedule.items() if g}
+        inputs = self._inputs(gauss)
+        self.session.begin_pass(self.seq, slot=self.pass_idx, expected=self.book.expected())
         self.phase = "pass"
         out = {}
         for i in sorted(self.session.alive):
             w = self.weights(i)
-            inputs = {f"c{j}/{n}": X for (j, n), (_, X) in self.requested.items()
-                      if n not in gauss and w[j] > 0}
+            mine = {k: X for k, X in inputs.items() if self._for_client(k, w)}
             out[i] = encode(PassRequest(round=self.state.round, pass_idx=self.seq, plan_pass=self.pass_idx,
-                                        epoch=self.epoch, ops=ops, omega=gauss, probs=w, inputs=inputs),
+                                        epoch=self.epoch, ops=ops, omega=gauss, probs=w, inputs=mine),
                             self.cfg.secure.max_message_bytes)
         return out
 
-    def _expected(self) -> Expected:
-        shared: dict[str, tuple[int, ...]] = {}
-        per: dict[str, tuple[int, ...]] = {}
-        rows: dict[str, str] = {}
-        if self.pass_idx == 0:
-            shared.update({f"counts/{n}": (o,) for n, (o, _) in self.shapes.items()})
-            rows.update({f"counts/{n}": n for n in self.shapes})
-            shared.update({f"head/{k}": tuple(v.shape) for k, v in self.state.heads[0].items()})
-        for (j, n), (op, _) in self.requested.items():
-            o, i = self.shapes[n]
-            shape = (o, self.q[n]) if op is Op.LEFT else (i, self.q[n])
-            plan = self.plans[j][n]
-            (shared if plan.step == 0 and plan.tall else per)[n] = shape
-            if op is Op.LEFT:
-                rows[n] = n
-        return Expected(shared=shared, per_cluster=per, row_layers=rows)
+    def _inputs(self, gauss: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+        """The request's matrices, keyed ``c{j}/{layer}``: the plan's X (the Gaussian is sent as a seed)."""
+        return {f"c{j}/{n}": X for (j, n), (_, X) in self.book.requests().items() if n not in gauss}
+
+    @staticmethod
+    def _for_client(key: str, w: list[float]) -> bool:
+        return w[int(key[1:key.index("/")])] > 0
 
     def _absorb(self, sums: list[dict[str, torch.Tensor]]) -> None:
-        if self.pass_idx == 0:
-            self.totals = [sum(self.weights(i)[j] for i in self.plan_cohort) for j in range(self.K)]
-            self.head_sums = [{k: sums[j][f"head/{k}"] for k in self.state.heads[0]} for j in range(self.K)]
-            for j, plans in enumerate(self.plans):
-                for n, plan in plans.items():
-                    plan.counts = sums[j][f"counts/{n}"]
-        for (j, n) in self.requested:
-            self.plans[j][n].absorb(sums[j][n])
-        self.pass_idx += 1
+        self.book.absorb(sums)
 
     def _session_errors(self) -> None:
         """The session's own drop records join the round's (each client once)."""
@@ -316,29 +296,19 @@ class PassPlanServer(_ServerBase):
             if c not in known:
                 self.errors.append((c, why))
 
-    def _finish(self, *, done: bool) -> None:
-        r = self.cfg.lora.r
+    def _finish(self, *, done: bool) -> dict[int, bytes] | None:
         self.phase = "idle"
         self._session_errors()
         if done:
             self.cohort = set(self.plan_cohort)
-            adapters, G = [], []
-            for j in range(self.K):
-                if self.totals[j] <= 0 and self.state.adapters:
-                    adapters.append(self.state.adapters[j])
-                    G.append(self.state.G[j])
-                    continue
-                fac = {n: LayerFactors(B=B, A=A) for n, (B, A) in
-                       ((n, p.factors(r)) for n, p in self.plans[j].items())}
-                adapters.append(fac)
-                # The server never sees S_j, so what it accumulates is the
-                # rank-r estimate it just computed (the reference keeps S_j).
-                G.append({n: f.delta() for n, f in fac.items()})
-            self.state.adapters, self.state.G = adapters, G
-            self._new_heads(self.head_sums, self.totals)
+            prev = ClusterState(round=self.state.round, heads=self.state.heads, adapters=self.state.adapters,
+                                G=self.state.G)
+            new = self.book.result(prev, self.totals)
+            self.state.adapters, self.state.G, self.state.heads = new.adapters, new.G, new.heads
         else:
             self.cohort = set()
         self._close()
+        return None
 
 
 class ExplicitServer(_ServerBase):
