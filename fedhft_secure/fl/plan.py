@@ -7,8 +7,7 @@ result (cluster adapters, accumulated updates, heads) are then derived by the
 members, and the server never needs to. Keeping the bookkeeping here, once,
 is what makes the server's and the members' results the same algorithm.
 
-``ClusterState`` is what the plan starts from and produces. ``derive_round``
-replays a whole round from its per-pass sums (a member catching up).
+``ClusterState`` is what the plan starts from and produces.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from ..model.lora import LayerFactors
 from ..secure.api import Expected
 from ..seeds import derive_seed
 
-__all__ = ["PlanBook", "ClusterState", "derive_round"]
+__all__ = ["PlanBook", "ClusterState"]
 
 Tensors = dict[str, torch.Tensor]
 
@@ -151,15 +150,3 @@ class PlanBook:
             heads.append({k: v / totals[j] for k, v in self.head_sums[j].items()} if totals[j] > 0
                          else prev.heads[j])
         return ClusterState(round=self.round + 1, heads=heads, adapters=adapters, G=G)
-
-
-def derive_round(book: PlanBook, prev: ClusterState, pass_sums: Sequence[Sequence[Mapping[str, torch.Tensor]]],
-                 totals: Sequence[float]) -> ClusterState:
-    """Replay a round: its per-pass, per-cluster sums in order -> the new cluster state."""
-    book.reset(prev.G)
-    if len(pass_sums) != book.num_passes:
-        raise ValueError(f"{len(pass_sums)} passes of sums for a plan of {book.num_passes}")
-    for sums in pass_sums:
-        book.requests()
-        book.absorb(sums)
-    return book.result(prev, totals)

@@ -24,34 +24,58 @@ import torch
 from ..algorithm.aggregate import ClientFactors, dense_cluster_sums, explicit_refactor
 from ..algorithm.cluster import align_clusters, soft_clusters
 from ..config import RunConfig
-from ..exceptions import AggregationAborted, RemoteProtocolError, ShapeMismatch, WrongRound
+from ..exceptions import AggregationAborted, ConfigError, RemoteProtocolError, ShapeMismatch, WrongRound
 from ..model.lora import LayerFactors
 from ..secure.api import SecureSum, ServerSession, SessionInfo
+from ..secure.opened import opens_on_client
 from ..seeds import derive_seed
 from .plan import ClusterState, PlanBook
 from .messages import ExplicitUpload, Intake, PassReply, PassRequest, Ready, RoundStart, encode
 
-__all__ = ["ServerState", "PassPlanServer", "ExplicitServer", "make_server",
+__all__ = ["ServerState", "RoundRecord", "PassPlanServer", "ExplicitServer", "make_server",
            "NEGLIGIBLE_WEIGHT"]
 
 #: cluster weights below this are sent as 0: the client skips that cluster.
 NEGLIGIBLE_WEIGHT = 1e-6
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoundRecord:
+    """``ckks``: one round as the server keeps it -- ciphertexts of its per-pass cluster sums.
+
+    ``sums[k][j]``: pass k, cluster j (None: nobody contributed). No passes:
+    the round changed nothing (it was aborted).
+    """
+
+    round: int
+    epoch: int
+    totals: list[float]
+    sums: list[list[bytes | None]] = field(default_factory=list)
+
+
 @dataclass(slots=True, kw_only=True)
 class ServerState:
-    """Everything a checkpoint must hold to continue after ``round``."""
+    """Everything a checkpoint must hold to continue after ``round``.
+
+    Under ``ckks`` heads, adapters and G stay empty: the server's model state
+    is ``log`` (ciphertext) only, and ``synced`` says which round's log each
+    member has acknowledged.
+    """
 
     round: int  # next round to run
     probs: np.ndarray  # clients x K
     heads: list[dict[str, torch.Tensor]]
     adapters: list[dict[str, LayerFactors]] = field(default_factory=list)
     G: list[dict[str, torch.Tensor] | None] = field(default_factory=list)
+    log: list[RoundRecord] = field(default_factory=list)
+    synced: dict[int, int] = field(default_factory=dict)
 
     @classmethod
-    def initial(cls, *, num_clients: int, clusters: int, head: dict[str, torch.Tensor]) -> "ServerState":
+    def initial(cls, *, num_clients: int, clusters: int, head: dict[str, torch.Tensor],
+                plain: bool = True) -> "ServerState":
+        """``plain=False``: a server that must never hold the model (``ckks``)."""
         return cls(round=0, probs=np.full((num_clients, clusters), 1.0 / clusters),
-                   heads=[{k: v.clone() for k, v in head.items()} for _ in range(clusters)],
+                   heads=[{k: v.clone() for k, v in head.items()} for _ in range(clusters)] if plain else [],
                    G=[None] * clusters)
 
 
@@ -392,7 +416,17 @@ class ExplicitServer(_ServerBase):
 
 
 def make_server(*, cfg: RunConfig, state: ServerState, layer_shapes: dict[str, tuple[int, int]],
-                backend: SecureSum) -> PassPlanServer | ExplicitServer:
+                backend: SecureSum, head_shapes: dict[str, tuple[int, ...]] | None = None
+                ) -> PassPlanServer | ExplicitServer:
     if cfg.fed.server == "explicit":
+        if opens_on_client(backend):
+            raise ConfigError("fed.server", f"'explicit' receives every client's factors in clear; "
+                              f"it cannot run with secure.backend = {backend.name!r}", "passplan")
         return ExplicitServer(cfg=cfg, state=state, layer_shapes=layer_shapes)
-    return PassPlanServer(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend)
+    if opens_on_client(backend):
+        from .server_ckks import CkksPassServer  # builds on PassPlanServer, so imported late
+
+        return CkksPassServer(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend,
+                              head_shapes=head_shapes)
+    return PassPlanServer(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend,
+                          head_shapes=head_shapes)
