@@ -104,9 +104,10 @@ def test_dropout_needs_no_recovery_and_result_is_exact_over_survivors(tmp_path, 
     assert [c["completed"] for c in rnd["clients"]] == [i != 1 for i in range(cfg.fed.num_clients)]
     run(cfg, tmp_path / "b", progress=False, fault=dropper("round_start>", 1), prepare=wb.append)
     a, b = (member_view(w, load_checkpoint(p)[0]) for w, p in ((wa[0], tmp_path / "a"), (wb[0], tmp_path / "b")))
-    for j in range(cfg.fed.clusters):
+    for j in range(cfg.fed.clusters):  # two runs, two keys: equal up to the CKKS precision
         for n in a.adapters[j]:
-            torch.testing.assert_close(a.adapters[j][n].delta(), b.adapters[j][n].delta(), rtol=1e-4, atol=1e-7)
+            ref = b.adapters[j][n].delta()
+            assert (a.adapters[j][n].delta() - ref).norm() <= 1e-3 * ref.norm(), (stage, j, n)
 
 
 def test_a_member_that_missed_the_result_catches_up_next_round(tmp_path, tiny_cfg):
