@@ -203,3 +203,25 @@ def test_session_contract_sums_dropouts_and_bad_payloads(name):
         for key in ("s", "v"):
             ref = sum(weights[i][j] * {**vecs[i].shared, **vecs[i].per_cluster[j]}[key] for i in (0, 1, 2))
             torch.testing.assert_close(got[key], ref.float(), rtol=0, atol=1e-5)
+
+
+def test_resume_replays_the_log_into_restarted_members(tmp_path, tiny_cfg):
+    """--resume restarts every member empty: the sync stage replays round 0 before round 1 starts."""
+    cfg = tiny_cfg(**CKKS)
+
+    class Stop(Exception):
+        pass
+
+    def stop(rnd):
+        if rnd == 0:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run(cfg, tmp_path, progress=False, on_round_end=stop)
+    worlds = []
+    res = run(None, tmp_path, resume=True, progress=False, prepare=worlds.append)
+    assert len(res["rounds"]) == 2 and all(c["completed"] for c in res["rounds"][1]["clients"])
+    members = [c.member for c in worlds[0].clients]
+    assert all(m.state.round == 2 and same_state(m.state, members[0].state) for m in members)
+    state, _ = load_checkpoint(tmp_path)
+    assert state.synced == {i: 1 for i in range(cfg.fed.num_clients)} and len(state.log) == 2

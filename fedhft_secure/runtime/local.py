@@ -19,7 +19,8 @@ from ..exceptions import ConfigError, LocalProtocolError, RemoteProtocolError
 from ..fl.client import Client
 from ..model.lora import LayerFactors
 from ..privacy.events import event_from_dict, event_to_dict
-from ..fl.server import ExplicitServer, PassPlanServer, ServerState, make_server
+from ..fl.explicit import ExplicitServer
+from ..fl.server import PassPlanServer, ServerState, make_server
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
 from .evaluate import evaluate_adapter, global_adapter, same_adapter
 from .export import save_adapter
