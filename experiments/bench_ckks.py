@@ -31,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fedhft_secure.secure.api import Contribution, Expected  # noqa: E402
+from fedhft_secure.secure.api import Contribution, Expected, SessionInfo  # noqa: E402
 from fedhft_secure.secure.ckks import CkksClient, CkksServer, derive_params, generate_keys  # noqa: E402
 from fedhft_secure.secure.plaintext import PlaintextSum  # noqa: E402
 
@@ -95,11 +95,17 @@ def bench_plaintext(xs: list[dict[str, torch.Tensor]]) -> dict:
     backend, sh = PlaintextSum(), shapes()
     expected = Expected(shared=sh, per_cluster={})
     t = time.perf_counter()
-    payloads = {i: backend.client_payload(Contribution(shared={k: v.float() for k, v in x.items()}), weights=[1.0])
+    payloads = {i: backend.client_session(i, 0).payload(Contribution(shared={k: v.float() for k, v in x.items()}),
+                                                        slot=0, weights=[1.0], expected=expected)
                 for i, x in enumerate(xs)}
     enc = (time.perf_counter() - t) / len(xs)
     t = time.perf_counter()
-    backend.server_sum(payloads, weights={i: [1.0] for i in payloads}, expected=expected, clusters=1)
+    server = backend.server_session(SessionInfo(round=0, epoch=0, cohort=tuple(payloads), clusters=1, passes=1,
+                                                weights={i: (1.0,) for i in payloads}))
+    server.begin_pass(1, slot=0, expected=expected)
+    for i, p in payloads.items():
+        server.add_payload(i, p)
+    server.end_inputs()
     agg = time.perf_counter() - t
     up = sum(v.numel() * v.element_size() for v in payloads[0].values())
     values = sum(int(np.prod(s)) for s in sh.values())
