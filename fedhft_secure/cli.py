@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 
 from .config import describe_options, load_config
-from .exceptions import FedHFTError
+from .exceptions import ConfigError, FedHFTError
 
 __all__ = ["main"]
 
@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="override one config key, e.g. --set fed.rounds=2 (repeatable)")
     run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its last completed round")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--engine", choices=("local", "flower-sim"), default="local",
+                     help="local: every client in this process (default); flower-sim: the Flower "
+                          "ServerApp/ClientApp on Flower's simulation engine (same results.json)")
     run.add_argument("--threat-model", metavar="FILE.toml",
                      help="refuse to run unless the config fits this threat model (see threat_models/)")
     kg = sub.add_parser("keygen", help="CKKS consortium keys: one secret file per member, a public one for the server",
@@ -53,7 +56,38 @@ def _parser() -> argparse.ArgumentParser:
     aud.add_argument("--canaries", type=int, default=60, help="number of canaries m (default: %(default)s)")
     aud.add_argument("--guesses", type=int, default=20, help="guesses r, half in, half out (default: %(default)s)")
     aud.add_argument("--no-progress", action="store_true")
+    bench = sub.add_parser("bench", help="security benchmark: attacks against every mode, PASS/FAIL per "
+                                         "threat-model claim")
+    bench.add_argument("suite", choices=["security"])
+    bench.add_argument("--threat-model", metavar="FILE.toml", action="append", default=[],
+                       help="threat model(s) whose claims to check (default: threat_models/*.toml)")
+    bench.add_argument("--quick", action="store_true", help="fewer fuzz inputs; a few minutes")
+    bench.add_argument("--json", metavar="PATH", help="write the figures here")
+    bench.add_argument("--out", metavar="DIR", default="experiments/results",
+                       help="where security[_quick].{json,md,html} go (default: %(default)s)")
     return p
+
+
+def _bench(args: argparse.Namespace, argv: list[str] | None) -> None:
+    from .bench.security import markdown, page, run_suite
+
+    models = [Path(m) for m in args.threat_model] or sorted(Path("threat_models").glob("*.toml"))
+    if not models:
+        raise ConfigError("--threat-model", "no threat model given and none in ./threat_models",
+                          "one or more TOML files")
+    command = "fedhft-secure " + " ".join(argv if argv is not None else sys.argv[1:])
+    result = run_suite(models, quick=args.quick)
+    result["command"] = command
+    md = markdown(result, command)
+    print(md)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "security_quick" if args.quick else "security"
+    (out / f"{stem}.md").write_text(md)
+    (out / f"{stem}.html").write_text(page(result, command))
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning)
     try:
-        if args.command == "keygen":
+        if args.command == "bench":
+            _bench(args, argv)
+        elif args.command == "keygen":
             from .runtime.keyfiles import describe, keygen
             from .secure.ckks.params import derive_params
 
@@ -97,7 +133,12 @@ def main(argv: list[str] | None = None) -> int:
 
                     check_config(cfg, load_threat_model(args.threat_model))
                 out = Path(args.out)
-                results = run(cfg, out, progress=not args.no_progress)
+                if args.engine == "flower-sim":
+                    from .runtime.flower.sim import run_flower_sim
+
+                    results = run_flower_sim(cfg, out, progress=not args.no_progress)
+                else:
+                    results = run(cfg, out, progress=not args.no_progress)
             final = results.get("final", {})
             print(json.dumps({"results": str(out / "results.json"), "test_accuracy": final.get("test_accuracy"),
                               "majority_accuracy": final.get("majority_accuracy"),

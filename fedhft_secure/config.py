@@ -43,6 +43,9 @@ def opt(default: Any, help: str, *, choices: tuple[Any, ...] | None = None,
 
 FROZEN = dict(frozen=True, slots=True, kw_only=True)
 
+#: federated methods (fl/baselines.py says what each one sends)
+METHODS = ("fedhft", "fedavg-lora", "ffa-lora", "fedsa-lora", "hetlora", "flexlora", "local", "central")
+
 
 @dataclass(**FROZEN)
 class DataConfig:
@@ -149,6 +152,8 @@ class PrivacyConfig:
 
 @dataclass(**FROZEN)
 class RunConfig:
+    method: str = opt("fedhft", "federated method: fedhft, or a comparison method (one global model: "
+                      "fed.clusters is set to 1)", choices=METHODS)
     seed: int = opt(0, "seed for data split, partition, initialization and public randomness")
     threads: int = opt(2, "torch CPU threads", min=1)
     data: DataConfig = field(default_factory=DataConfig)
@@ -160,6 +165,8 @@ class RunConfig:
     privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
 
     def __post_init__(self) -> None:
+        if self.method != "fedhft" and self.fed.clusters != 1:  # single-model methods
+            object.__setattr__(self, "fed", dataclasses.replace(self.fed, clusters=1))
         fed = self.fed
         if len(fed.levels) != len(fed.level_ratios):
             raise ConfigError("fed.level_ratios", "needs one ratio per entry of fed.levels",

@@ -9,20 +9,21 @@ from fedhft_secure.exceptions import AggregationAborted, RemoteProtocolError
 from fedhft_secure.secure.api import Contribution, Expected, SessionInfo
 from fedhft_secure.secure.masking import MaskingSum
 
-STAGES = ("setup", "directory", "forward", "input", "unmask")
+STAGES = ("setup", "directory", "forward", "input", "check", "unmask")
 
 
 def run_pass(vectors: dict[int, np.ndarray], weights: dict[int, list[float]], *, drop: dict[int, str] | None = None,
              backend: MaskingSum | None = None, tamper=None, clusters: int = 1,
-             rows: dict[int, np.ndarray] | None = None):
-    """One key set-up and one pass. ``drop[c] = stage``: c sends nothing from that stage on.
+             rows: dict[int, np.ndarray] | None = None, until: str | None = None, passes: int = 1):
+    """One key set-up and one pass. ``drop[c] = stage``: c sends nothing from that stage on;
+    ``until="input"`` stops once the masked inputs are in (for tests that play the server).
 
     Returns (sums per cluster or None if aborted, server session, client sessions, errors).
     """
     backend = backend or MaskingSum()
     drop = drop or {}
     ids = sorted(vectors)
-    info = SessionInfo(round=3, epoch=0, cohort=tuple(ids), clusters=clusters, passes=1,
+    info = SessionInfo(round=3, epoch=0, cohort=tuple(ids), clusters=clusters, passes=passes,
                        weights={i: tuple(weights[i]) for i in ids})
     server = backend.server_session(info)
     clients = {i: backend.client_session(i, 3, rows=None if rows is None else {"L": rows[i]}) for i in ids}
@@ -61,8 +62,10 @@ def run_pass(vectors: dict[int, np.ndarray], weights: dict[int, list[float]], *,
             except RemoteProtocolError as exc:
                 errors.append((i, exc))
         server.end_inputs()
-        exchange(server.next_messages(), "unmask")
-        assert server.next_messages() == {}
+        if until == "input":
+            return None, server, clients, errors
+        while msgs := server.next_messages():  # [check,] unmask
+            exchange(msgs, server.stage)
     except AggregationAborted as exc:
         return None, server, clients, errors + [(-1, exc)]
     return server.sums(), server, clients, errors

@@ -101,10 +101,16 @@ MASK_STAGES = ["secure:setup:0>", "secure:setup:0<", "secure:directory:0<", "sec
                "secure:forward:0<", "pass:0<", "secure:unmask:0<", "pass:3>", "secure:unmask:3<"]
 
 
+SIGNED = {"secure.threat": '"semi-malicious"', "secure.signed_keys": "true"}
+
+
 @pytest.mark.parametrize("backend,stage", [("plaintext", s) for s in PLAIN_STAGES]
-                         + [("masking", s) for s in MASK_STAGES])
+                         + [("masking", s) for s in MASK_STAGES]
+                         + [("masking-signed", s) for s in ("secure:check:0>", "secure:check:0<")])
 def test_round_survives_a_dropout_at_every_stage(tmp_path, tiny_cfg, backend, stage):
-    cfg = tiny_cfg(**{"fed.rounds": "1", "secure.backend": f'"{backend}"'})
+    extra = SIGNED if backend == "masking-signed" else {}
+    backend = backend.removesuffix("-signed")
+    cfg = tiny_cfg(**{"fed.rounds": "1", "secure.backend": f'"{backend}"', **extra})
     res = run(cfg, tmp_path / "a", progress=False, fault=dropper(stage, 1))
     rnd = res["rounds"][0]
     assert [c["completed"] for c in rnd["clients"]] == [i != 1 for i in range(cfg.fed.num_clients)]

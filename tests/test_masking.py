@@ -122,19 +122,22 @@ def test_client_never_reveals_both_shares_of_a_peer():
     c = clients[1]
     peer = c.neighbours[0]
     both = UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[peer], survivors=[])
-    with pytest.raises(PolicyViolation):  # b of `peer` was revealed in the honest unmask stage
+    with pytest.raises(ReplayedMessage):  # one unmask per slot: b of `peer` was revealed already
         c.handle(encode(both))
+    assert c.revealed[(0, peer)] == "b"
+    _, _, clients, _ = run_pass(v, ones(5), until="input")
     mixed = UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[peer], survivors=[peer])
     with pytest.raises(PolicyViolation):
-        c.handle(encode(mixed))
+        clients[1].handle(encode(mixed))
+    assert not clients[1].revealed
 
 
 def test_declared_dropped_stays_dropped():
     v = vecs(5, 4)
-    _, server, clients, _ = run_pass(v, ones(5), drop={2: "input"})
+    _, server, clients, _ = run_pass(v, ones(5), drop={2: "input"}, passes=2)
     c = next(clients[w] for w in server.graph[2] if w != 2 and w in server.alive)
-    revive = UnmaskRequest(round=3, pass_idx=2, epoch=0, slot=0, dropped=[], survivors=[2])
-    with pytest.raises(PolicyViolation):
+    revive = UnmaskRequest(round=3, pass_idx=2, epoch=0, slot=1, dropped=[], survivors=[2])
+    with pytest.raises(PolicyViolation, match="declared dropped"):  # the next slot cannot bring 2 back
         c.handle(encode(revive))
 
 
@@ -250,3 +253,75 @@ def test_reveal_rows_refuses_adverts_without_rows():
     dense_client = MaskingSum().client_session(0, 1)
     with pytest.raises(ShapeMismatch, match="row sets"):
         server.receive(0, dense_client.handle(server.next_messages()[0]))
+
+
+# -- the consistency check (signed keys: the semi-malicious threat model) ----------------------------
+
+def signed_backend(n):
+    return MaskingSum(identities={i: IdentityKey.generate() for i in range(n)}, threat="semi-malicious")
+
+
+def test_consistency_check_runs_with_signed_keys_and_survives_a_dropout_there():
+    v = vecs(6, 7)
+    sums, server, _, errors = run_pass(v, ones(6), backend=signed_backend(6), drop={5: "check"})
+    assert server.consistency and any("check" in why for c, why in server.errors if c == 5)
+    # client 5 sent its masked input, so it is in the sum although it never signed
+    np.testing.assert_allclose(sums[0]["v"].numpy(), sum(v.values()), atol=server.codec.resolution * 2)
+
+
+def _signatures(clients, ids, slot, survivors, pass_idx=1):
+    from fedhft_secure.secure.masking.messages import SurvivorList, SurvivorSignature
+    from fedhft_secure.wire import decode
+    ask = encode(SurvivorList(round=3, pass_idx=pass_idx, epoch=0, slot=slot, survivors=sorted(survivors)))
+    return {str(i): decode(clients[i].handle(ask), SurvivorSignature).sig["sig"] for i in ids}
+
+
+def test_server_cannot_tell_two_dropout_stories():
+    """The dropout lie of issue 9: the server has the victim's masked input, tells some neighbours
+    it dropped (to collect shares of its mask key) and others it survived (shares of its self mask).
+    Each group signs only its own list; neither list gets t signatures, so nobody unmasks."""
+    n = 6
+    _, server, clients, _ = run_pass(vecs(n, 5), ones(n), backend=signed_backend(n), until="input")
+    t, victim = server.params.threshold, 0
+    everyone = set(range(n))
+    told_dropped, told_alive = [1, 2, 3], [0, 4, 5]
+    assert len(told_dropped) < t and len(told_alive) < t
+    sig_a = _signatures(clients, told_dropped, 0, everyone - {victim})
+    sig_b = _signatures(clients, told_alive, 0, everyone)
+    for i in told_dropped:
+        req = UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[victim], survivors=sorted(everyone - {victim}),
+                            signatures={**sig_b, **sig_a})  # B's signatures are of another list: worthless here
+        with pytest.raises(PolicyViolation, match="valid signatures"):
+            clients[i].handle(encode(req))
+    for i in told_alive:
+        req = UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[], survivors=sorted(everyone),
+                            signatures={**sig_a, **sig_b})
+        with pytest.raises(PolicyViolation, match="valid signatures"):
+            clients[i].handle(encode(req))
+    assert all(not c.revealed for c in clients.values())  # not one share left a client
+
+
+def test_consistency_rules_of_the_client():
+    n = 5
+    _, server, clients, _ = run_pass(vecs(n, 4), ones(n), backend=signed_backend(n), until="input")
+    everyone = set(range(n))
+    sigs = _signatures(clients, range(n), 0, everyone)
+    c = clients[1]
+    with pytest.raises(PolicyViolation, match="second, different"):  # one list per slot
+        _signatures(clients, [1], 0, everyone - {4})
+    with pytest.raises(PolicyViolation, match="leaves out this client"):
+        _signatures(clients, [2], 0, everyone - {2})
+    skipped = UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[], survivors=sorted(everyone))
+    with pytest.raises(PolicyViolation, match="valid signatures"):  # a server that skips the check
+        c.handle(encode(skipped))
+    forged = {k: torch.randint(0, 256, (64,), dtype=torch.uint8) for k in sigs}
+    with pytest.raises(PolicyViolation, match="valid signatures"):
+        c.handle(encode(UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[], survivors=sorted(everyone),
+                                      signatures=forged)))
+    other = UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[4], survivors=sorted(everyone - {4}),
+                          signatures=sigs)
+    with pytest.raises(PolicyViolation, match="not the list this client signed"):
+        c.handle(encode(other))
+    good = UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[], survivors=sorted(everyone),
+                         signatures=sigs)
+    assert c.handle(encode(good))  # the honest request, countersigned by everyone, is answered

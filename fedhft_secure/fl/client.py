@@ -30,6 +30,7 @@ from ..privacy.events import DpSgdTrained
 from ..privacy.ledger import ClientLedger, private_row_scores
 from ..secure.api import ClientSession, Contribution, Expected, SecureSum
 from ..seeds import derive_seed
+from .baseline_client import answer_baseline, start_baseline
 from .member import Member
 from .messages import (SERVER, ExplicitUpload, PassReply, PassRequest, Ready, RoundLog, RoundStart, Synced, decode,
                        encode)
@@ -96,6 +97,7 @@ class Client:
         self.last_pass = -1
         self.session: ClientSession | None = None
         self.report: LocalReport | None = None
+        self.own: dict[str, dict[str, torch.Tensor]] = {}  # comparison methods: what stays on the client
 
     # -- round start: the expensive part -------------------------------------------------
     def handle(self, blob: bytes) -> bytes:
@@ -127,6 +129,8 @@ class Client:
         if len(msg.probs) != k or any(not 0.0 <= p <= 1.0 for p in msg.probs):
             raise MalformedMessage(f"cluster weights {msg.probs} are not {k} values in [0, 1]",
                                    sender=SERVER)
+        if cfg.method != "fedhft":
+            return start_baseline(self, msg, round)
         heads, adapters = self._cluster_state(msg)
         start_head = mix_heads(heads, msg.probs)
         deltas: dict[str, LayerFactors] = {}
@@ -228,10 +232,13 @@ class Client:
         req = decode(blob, PassRequest, round=self.round, sender=SERVER,
                      max_bytes=self.cfg.secure.max_message_bytes)
         f = self.factors
-        assert f is not None and self.sketch is not None
+        assert f is not None
         if req.pass_idx <= self.last_pass:
             raise ReplayedMessage(f"pass {req.pass_idx} after pass {self.last_pass}", sender=SERVER)
         self.last_pass = req.pass_idx
+        if self.cfg.method != "fedhft":
+            return answer_baseline(self, req)
+        assert self.sketch is not None
         first = req.plan_pass == 0
         k = self.cfg.fed.clusters
         if len(req.probs) != k:

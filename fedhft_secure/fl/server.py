@@ -258,7 +258,7 @@ class PassPlanServer(_ServerBase):
         if self.pass_idx == 0:
             self.totals = [sum(self.weights(i)[j] for i in self.plan_cohort) for j in range(self.K)]
         self._absorb(sums)
-        if self.book.done:
+        if self._plan_done():
             return self._finish(done=True)
         if set(self.session.alive) != self.plan_cohort:
             return self._restart()  # someone left during the pass's unmask stage
@@ -312,6 +312,9 @@ class PassPlanServer(_ServerBase):
     def _absorb(self, sums: list[dict[str, torch.Tensor]]) -> None:
         self.book.absorb(sums)
 
+    def _plan_done(self) -> bool:
+        return self.book.done
+
     def _session_errors(self) -> None:
         """The session's own drop records join the round's (each client once)."""
         known = {c for c, _ in self.errors}
@@ -337,6 +340,16 @@ class PassPlanServer(_ServerBase):
 def make_server(*, cfg: RunConfig, state: ServerState, layer_shapes: dict[str, tuple[int, int]],
                 backend: SecureSum, head_shapes: dict[str, tuple[int, ...]] | None = None
                 ) -> _ServerBase:
+    if cfg.method != "fedhft":  # the comparison methods (fl/baselines.py)
+        from .average import AverageServer, LocalServer
+
+        if cfg.method in ("local", "central"):
+            return LocalServer(cfg=cfg, state=state, layer_shapes=layer_shapes)
+        if opens_on_client(backend):
+            raise ConfigError("secure.backend", f"method {cfg.method!r} is not wired to a backend whose sums "
+                              "only clients can open", "plaintext, masking")
+        return AverageServer(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend,
+                             head_shapes=head_shapes)
     if cfg.fed.server == "explicit":
         if opens_on_client(backend):
             raise ConfigError("fed.server", f"'explicit' receives every client's factors in clear; "

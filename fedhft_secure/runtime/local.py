@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -27,7 +28,7 @@ from .export import save_adapter
 from .report import write_reports
 from .world import World, build_world
 
-__all__ = ["run", "exchange", "Fault", "member_view"]
+__all__ = ["run", "exchange", "Fault", "Exchange", "member_view"]
 
 #: A test hook between sender and receiver: (stage, round, client, bytes) -> bytes to
 #: deliver, or None for a message that never arrives (a dropout).
@@ -40,9 +41,12 @@ def _deliver(fault: Fault | None, stage: str, rnd: int, client: int, blob: bytes
 
 def exchange(server: PassPlanServer | ExplicitServer, clients: dict[int, Client], first: dict[int, bytes],
              traffic: dict[int, list[int]], fault: Fault | None, rnd: int,
-             on_reply: Callable[[int], None] | None = None) -> None:
-    """Deliver every stage's messages and replies until the server closes the round."""
+             on_reply: Callable[[int], None] | None = None) -> float:
+    """Deliver every stage's messages and replies until the server closes the round.
+
+    Returns the seconds spent inside the server's own steps (receive and advance)."""
     out: dict[int, bytes] | None = first
+    busy = 0.0
     while out is not None:
         stage = server.stage
         for i, blob in out.items():
@@ -60,16 +64,25 @@ def exchange(server: PassPlanServer | ExplicitServer, clients: dict[int, Client]
             traffic[i][0] += len(reply)
             reply = _deliver(fault, f"{stage}<", rnd, i, reply)
             if reply is not None:
+                t0 = time.perf_counter()
                 try:
                     server.receive(i, reply)
                 except RemoteProtocolError:
                     pass  # recorded in server.errors
+                busy += time.perf_counter() - t0
+        t0 = time.perf_counter()
         out = server.advance()
+        busy += time.perf_counter() - t0
+    return busy
+
+
+#: How a round's messages travel: ``exchange`` (in-process) or another runtime's (e.g. Flower).
+Exchange = Callable[..., float]  # returns the seconds spent in the server's own steps
 
 
 def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault | None,
-           progress: Progress | None, skip: set[int] = frozenset()  # type: ignore[assignment]
-           ) -> tuple[dict[int, Any], dict[int, list[int]], dict[str, float]]:
+           progress: Progress | None, skip: set[int] = frozenset(),  # type: ignore[assignment]
+           exchange_fn: Exchange = exchange) -> tuple[dict[int, Any], dict[int, list[int]], dict[str, float]]:
     rnd = server.state.round
     ids = [c.data.id for c in world.clients if c.data.id not in skip]  # skip: privacy budget spent
     traffic = {c.data.id: [0, 0] for c in world.clients}  # up, down
@@ -84,11 +97,14 @@ def _round(world: World, server: PassPlanServer | ExplicitServer, fault: Fault |
 
     for c in world.clients:
         c.report = None
-    exchange(server, {c.data.id: c for c in world.clients}, server.begin_round(ids), traffic, fault, rnd, tick)
+    t1 = time.perf_counter()
+    first = server.begin_round(ids)
+    busy = time.perf_counter() - t1
+    busy += exchange_fn(server, {c.data.id: c for c in world.clients}, first, traffic, fault, rnd, tick)
     if progress and task is not None:
         progress.remove_task(task)
     reports = {c.data.id: c.report for c in world.clients if c.report is not None}
-    return reports, traffic, {"round": time.perf_counter() - t0}
+    return reports, traffic, {"round": time.perf_counter() - t0, "server": busy}
 
 
 def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -99,9 +115,11 @@ def _same(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
     return all(torch.equal(a[k], b[k]) for k in a)
 
 
-def _evaluate(world: World, state: ServerState) -> dict[str, Any]:
+def _evaluate(world: World, state: ServerState, *, last: bool) -> dict[str, Any]:
     cfg = world.cfg
     kw = dict(majority_label=world.majority_label, batch_size=cfg.train.eval_batch_size)
+    if cfg.method in OWN_MODELS:
+        return _evaluate_own(world, last=last, **kw)
     models = [(state.adapters[j] if state.adapters else {}, state.heads[j]) for j in range(cfg.fed.clusters)]
     if cfg.fed.clusters > 1:
         models.append(global_adapter(state.adapters, state.heads, state.probs, cfg.lora.r))
@@ -118,9 +136,31 @@ def _evaluate(world: World, state: ServerState) -> dict[str, Any]:
             "majority_accuracy": glob["majority_accuracy"]}
 
 
+#: methods with no global model: each client's own model is scored on the test split (last round only)
+OWN_MODELS = ("fedsa-lora", "local", "central")
+
+
+def _evaluate_own(world: World, *, last: bool, **kw: Any) -> dict[str, Any]:
+    if not last:
+        return {"test_accuracy": [None], "test_macro_f1": [None], "global_test_accuracy": None,
+                "global_test_macro_f1": None, "majority_accuracy": None}
+    scores = []
+    for c in world.clients:
+        adapter = {n: LayerFactors(B=c.own["B"][n], A=c.own["A"][n]) for n in c.own["A"]}
+        scores.append(evaluate_adapter(world.base, adapter, c.own["head"], world.test, **kw))
+    acc = float(np.mean([s["accuracy"] for s in scores]))
+    f1 = float(np.mean([s["macro_f1"] for s in scores]))
+    return {"test_accuracy": [acc], "test_macro_f1": [f1], "global_test_accuracy": acc,
+            "global_test_macro_f1": f1, "majority_accuracy": scores[0]["majority_accuracy"]}
+
+
 def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress: bool = True,
         fault: Fault | None = None, on_round_end: Callable[[int], None] | None = None,
-        prepare: Callable[[World], None] | None = None) -> dict[str, Any]:
+        prepare: Callable[[World], None] | None = None,
+        make_world: Callable[[RunConfig], World] = build_world, exchange_fn: Exchange = exchange,
+        ) -> dict[str, Any]:
+    """``make_world``/``exchange_fn``: another runtime (Flower) supplies stand-ins for the clients
+    and its own transport; everything else (rounds, evaluation, results.json) is this code."""
     out_dir = Path(out_dir)
     if resume:
         state, results = load_checkpoint(out_dir)
@@ -136,7 +176,10 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
         results = {"config": config_to_dict(cfg), "seed": cfg.seed, "rounds": []}
         state = None
     ckks = cfg.secure.backend == "ckks"
-    world = build_world(cfg, keys_dir=out_dir / "keys" if ckks else None)
+    if ckks and make_world is not build_world:
+        raise ConfigError("secure.backend", "ckks runs in-process only for now (its keys are made per run)",
+                          "plaintext, masking")
+    world = build_world(cfg, keys_dir=out_dir / "keys") if ckks else make_world(cfg)
     if prepare is not None:  # e.g. the audit inserts its canaries
         prepare(world)
     for c in world.clients:  # a resumed client's ledger holds what it already spent
@@ -162,10 +205,10 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
                 write_json(out_dir / "results.json", results)
                 break
             t0 = time.perf_counter()
-            reports, traffic, seconds = _round(world, server, fault, bar if progress else None, spent)
+            reports, traffic, seconds = _round(world, server, fault, bar if progress else None, spent, exchange_fn)
             t1 = time.perf_counter()
             model = member_view(world, state) if ckks else state
-            scores = _evaluate(world, model)
+            scores = _evaluate(world, model, last=state.round >= cfg.fed.rounds)
             seconds.update(eval=time.perf_counter() - t1, total=time.perf_counter() - t0)
             results["rounds"].append({
                 "round": rnd, "seconds": seconds,
@@ -179,7 +222,10 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
                 "cluster_probs": state.probs.tolist(),
                 **scores,
             })
+            done = [c for c in results["rounds"][-1]["clients"] if c.get("val_accuracy") is not None]
             results["final"] = {
+                "method": cfg.method,
+                "personalized_accuracy": float(np.mean([c["val_accuracy"] for c in done])) if done else None,
                 "test_accuracy": scores["global_test_accuracy"], "test_macro_f1": scores["global_test_macro_f1"],
                 "majority_accuracy": scores["majority_accuracy"], "cluster_probs": state.probs.tolist(),
                 "cluster_test_accuracy": scores["test_accuracy"], "rounds_completed": state.round,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..algorithm.cluster import SketchProjector, flatten
 from ..config import RunConfig
-from ..data.partition import assign_levels, dirichlet_partition, split_clients
+from ..data.partition import ClientSplit, assign_levels, dirichlet_partition, split_clients
 from ..data.sources import TextDataset, load_dataset, train_test_split
 from ..exceptions import ConfigError, DataError
 from ..fl.client import Client, ClientData
@@ -95,7 +96,8 @@ def _layer_shapes(base: PreTrainedModel, cfg: RunConfig) -> dict[str, tuple[int,
     return shapes
 
 
-def build_world(cfg: RunConfig, *, keys_dir: Path | None = None) -> World:
+def build_world(cfg: RunConfig, only: Collection[int] | None = None, *, keys_dir: Path | None = None) -> World:
+    """``only``: build just these clients (a Flower node builds its own; the Flower server none)."""
     torch.set_num_threads(cfg.threads)
     d = cfg.data
     ds = load_dataset(d.name, d.path, d.text_column, d.label_column)
@@ -106,6 +108,10 @@ def build_world(cfg: RunConfig, *, keys_dir: Path | None = None) -> World:
     parts = dirichlet_partition(pool.labels, cfg.fed.num_clients, d.dirichlet_alpha, rng)
     splits = split_clients(parts, d.val_fraction, rng)
     levels = assign_levels(cfg.fed.num_clients, cfg.fed.levels, cfg.fed.level_ratios, rng)
+    if cfg.method == "central":  # the upper bound: one trainer holds every client's data
+        splits = [ClientSplit(train=np.sort(np.concatenate([s.train for s in splits])),
+                              val=np.sort(np.concatenate([s.val for s in splits])))]
+        levels = [1.0]
 
     tok = load_tokenizer(cfg.model.name, cfg.model.path)
     base = load_base_model(cfg.model.name, cfg.model.path, ds.num_labels, derive_seed(cfg.seed, "head"))
@@ -126,6 +132,8 @@ def build_world(cfg: RunConfig, *, keys_dir: Path | None = None) -> World:
 
     clients = []
     for i, sp in enumerate(splits):
+        if only is not None and i not in only:
+            continue
         train = pool.subset(sp.train)
         data = ClientData(id=i, level=levels[i], train=enc(train), val=enc(pool.subset(sp.val)),
                           majority_label=int(np.bincount(train.labels, minlength=ds.num_labels).argmax()))

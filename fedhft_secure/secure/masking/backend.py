@@ -53,7 +53,8 @@ class MaskingSum(SecureSum):
         part = participation(info.weights, info.clusters, min(params.threshold + 1, len(info.cohort)))
         return MaskingServer(info, params, participation=part,
                              graph_seed=derive_seed(self.seed, info.round, info.epoch, "graph"),
-                             max_bytes=self.max_bytes, reveal_rows=self.reveal_rows)
+                             max_bytes=self.max_bytes, reveal_rows=self.reveal_rows,
+                             consistency=self.roster is not None)
 
     def client_session(self, me: int, round: int, rows: Mapping[str, object] | None = None) -> ClientSession:
         return MaskingClient(me, round=round, identity=self.identities.get(me) if self.identities else None,

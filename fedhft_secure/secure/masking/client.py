@@ -5,7 +5,10 @@ Rules it enforces, whatever the server asks:
   self-mask share (peer survived), never both;
 - a peer it has once been told is dropped is never treated as alive again in
   the session (the FedHFT round restarts its plan without that peer);
-- signed key adverts are checked against the consortium roster when one is set.
+- signed key adverts are checked against the consortium roster when one is set;
+- with signed keys (the semi-malicious threat model) it signs one survivor list
+  per pass slot and unmasks only for that list, countersigned by at least t
+  survivors: a server cannot tell different clients different dropout stories.
 """
 
 from __future__ import annotations
@@ -22,15 +25,15 @@ from ...crypto.encoding import FixedPoint
 from ...crypto.kex import KeyPair, agree, hkdf
 from ...crypto.shamir import PRIME, SHARE_BYTES, split
 from ...crypto.sign import IdentityKey, verify
-from ...exceptions import MalformedMessage, PolicyViolation, ShapeMismatch, WrongRound
+from ...exceptions import MalformedMessage, PolicyViolation, ReplayedMessage, ShapeMismatch, WrongRound
 from ...wire import SERVER, decode, encode
 from ..api import ClientSession, Contribution, Expected, Tensors
 from .masks import flatten, layout, pair_seed, self_seed, stream, support
 from .messages import (NEXT, ForwardedShares, KeyAdvert, KeyDirectory, KeySetup, SharesHeld, ShareBundle, Stage,
-                       UnmaskReply, UnmaskRequest)
+                       SurvivorList, SurvivorSignature, UnmaskReply, UnmaskRequest)
 from .params import neighbour_graph
 
-__all__ = ["MaskingClient", "advert_message", "channel_key"]
+__all__ = ["MaskingClient", "advert_message", "survivor_message", "channel_key"]
 
 KEY_BYTES = 32
 
@@ -38,6 +41,12 @@ KEY_BYTES = 32
 def advert_message(round: int, epoch: int, me: int, enc: bytes, masks: Sequence[bytes]) -> bytes:
     """What an identity key signs: binds the advertised keys to who, which round and epoch."""
     return b"fedhft-secure/advert" + struct.pack("<III", round, epoch, me) + enc + b"".join(masks)
+
+
+def survivor_message(round: int, epoch: int, slot: int, survivors: Sequence[int]) -> bytes:
+    """What a survivor signs in the consistency check: the one survivor list of this pass slot."""
+    return (b"fedhft-secure/survivors" + struct.pack("<III", round, epoch, slot)
+            + struct.pack(f"<{len(survivors)}I", *sorted(survivors)))
 
 
 def channel_key(secret: KeyPair, peer_enc: bytes, round: int, epoch: int) -> bytes:
@@ -69,7 +78,8 @@ class MaskingClient(ClientSession):
     def handle(self, blob: bytes) -> bytes:
         kind = blob[5] if len(blob) > 5 else -1
         for cls, fn in ((KeySetup, self._setup), (KeyDirectory, self._directory),
-                        (ForwardedShares, self._forwarded), (UnmaskRequest, self._unmask)):
+                        (ForwardedShares, self._forwarded), (SurvivorList, self._sign_survivors),
+                        (UnmaskRequest, self._unmask)):
             if kind == cls.KIND:
                 msg = decode(blob, cls, round=self.round, sender=SERVER, max_bytes=self.max_bytes)
                 fresh = cls is KeySetup and msg.epoch > self.epoch  # a restart opens a new epoch
@@ -101,6 +111,8 @@ class MaskingClient(ClientSession):
         self.held: dict[int, tuple[list[bytes], list[bytes]]] = {}
         self.revealed: dict[tuple[int, int], str] = {}
         self.declared_dropped: set[int] = set()
+        self.signed: dict[int, tuple[int, ...]] = {}  # slot -> the survivor list this client signed
+        self.unmasked: set[int] = set()  # slots whose unmask request was answered (once each)
         mask_pubs = [k.public for k in self.masks]
         sig = self.identity.sign(advert_message(self.round, m.epoch, self.me, self.enc.public, mask_pubs)) \
             if self.identity else b""
@@ -164,9 +176,55 @@ class MaskingClient(ClientSession):
             self.held[u] = (cut[:slots], cut[slots:])
         return SharesHeld(round=self.round, sender=self.me, epoch=self.epoch, holders=sorted(self.held))
 
+    def _sign_survivors(self, m: SurvivorList) -> SurvivorSignature:
+        if self.identity is None:
+            raise WrongRound("a consistency check in a session without signed keys", sender=SERVER)
+        if not 0 <= m.slot < self.setup.slots:
+            raise MalformedMessage(f"slot {m.slot} out of range", sender=SERVER)
+        survivors = tuple(sorted(set(m.survivors)))
+        if len(survivors) != len(m.survivors) or not set(survivors) <= set(self.setup.cohort):
+            raise MalformedMessage("survivor list repeats clients or names clients outside the cohort",
+                                   sender=SERVER)
+        if self.me not in survivors:
+            raise PolicyViolation("survivor list leaves out this client, which sent its masked input",
+                                  sender=SERVER)
+        if m.slot in self.signed:
+            if self.signed[m.slot] != survivors:
+                raise PolicyViolation(f"a second, different survivor list for slot {m.slot}", sender=SERVER)
+            raise ReplayedMessage(f"the survivor list of slot {m.slot} was already signed", sender=SERVER)
+        self.signed[m.slot] = survivors
+        sig = self.identity.sign(survivor_message(self.round, self.epoch, m.slot, survivors))
+        return SurvivorSignature(round=self.round, pass_idx=m.pass_idx, sender=self.me, epoch=self.epoch,
+                                 sig={"sig": _u8(sig)})
+
+    def _check_consistency(self, m: UnmaskRequest) -> None:
+        """With signed keys: unmask only for the list this client signed, countersigned by >= t survivors."""
+        if self.identity is None or self.roster is None:
+            return
+        survivors = tuple(sorted(set(m.survivors)))
+        if self.signed.get(m.slot) != survivors:
+            raise PolicyViolation(f"unmask request for survivors {list(survivors)}, not the list this client "
+                                  f"signed for slot {m.slot}", sender=SERVER)
+        text = survivor_message(self.round, self.epoch, m.slot, survivors)
+        valid = set()
+        for key, sig in m.signatures.items():
+            v = int(key) if key.isdigit() else -1
+            if v in survivors and v in self.roster:
+                try:
+                    verify(self.roster[v], bytes(sig.numpy()), text)
+                except MalformedMessage:
+                    continue  # a forged signature counts for nothing
+                valid.add(v)
+        if len(valid) < self.setup.threshold:
+            raise PolicyViolation(f"{len(valid)} valid signatures of the survivor list, "
+                                  f"{self.setup.threshold} needed", sender=SERVER)
+
     def _unmask(self, m: UnmaskRequest) -> UnmaskReply:
         if not 0 <= m.slot < self.setup.slots:
             raise MalformedMessage(f"slot {m.slot} out of range", sender=SERVER)
+        if m.slot in self.unmasked:
+            raise ReplayedMessage(f"slot {m.slot} was already unmasked", sender=SERVER)
+        self._check_consistency(m)
         dropped, alive = set(m.dropped), set(m.survivors)
         if dropped & alive:
             raise PolicyViolation(f"clients {sorted(dropped & alive)} listed as dropped and alive", sender=SERVER)
@@ -182,6 +240,7 @@ class MaskingClient(ClientSession):
                 raise PolicyViolation(f"asked for both shares of client {u} at slot {m.slot}", sender=SERVER)
             out[f"{kind}/{u}"] = _u8((s_sh if kind == "s" else b_sh)[m.slot])
         self.declared_dropped |= dropped
+        self.unmasked.add(m.slot)
         return UnmaskReply(round=self.round, pass_idx=m.pass_idx, sender=self.me, epoch=self.epoch, shares=out)
 
     # -- the masked input -----------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Stages, in order (see protocols/secagg.md): KeySetup -> KeyAdvert,
 KeyDirectory -> ShareBundle, ForwardedShares -> SharesHeld, then per pass:
-the masked input travels in the round's PassReply, UnmaskRequest -> UnmaskReply.
+the masked input travels in the round's PassReply, [SurvivorList ->
+SurvivorSignature, with signed keys,] UnmaskRequest -> UnmaskReply.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import ClassVar
 from ...wire import SERVER, Tensors, message
 
 __all__ = ["Stage", "KeySetup", "KeyAdvert", "KeyDirectory", "ShareBundle", "ForwardedShares", "SharesHeld",
-           "UnmaskRequest", "UnmaskReply", "NEXT"]
+           "SurvivorList", "SurvivorSignature", "UnmaskRequest", "UnmaskReply", "NEXT"]
 
 
 class Stage(enum.Enum):
@@ -29,6 +30,7 @@ NEXT = {
     ("KeySetup", Stage.IDLE): Stage.ADVERTISED,
     ("KeyDirectory", Stage.ADVERTISED): Stage.SHARED,
     ("ForwardedShares", Stage.SHARED): Stage.READY,
+    ("SurvivorList", Stage.READY): Stage.READY,  # the consistency check (signed keys only)
     ("UnmaskRequest", Stage.READY): Stage.READY,
 }
 
@@ -102,6 +104,29 @@ class SharesHeld:
 
 
 @message
+class SurvivorList:
+    """The consistency check: who sent a masked input this pass, for every survivor to sign."""
+
+    KIND: ClassVar[int] = 24
+    round: int
+    pass_idx: int
+    sender: int = SERVER
+    epoch: int
+    slot: int
+    survivors: list[int]
+
+
+@message
+class SurvivorSignature:
+    KIND: ClassVar[int] = 25
+    round: int
+    pass_idx: int
+    sender: int
+    epoch: int
+    sig: Tensors = field(default_factory=dict)  # "sig": 64-byte Ed25519 signature of the survivor list
+
+
+@message
 class UnmaskRequest:
     KIND: ClassVar[int] = 22
     round: int
@@ -111,6 +136,7 @@ class UnmaskRequest:
     slot: int
     dropped: list[int]
     survivors: list[int]
+    signatures: Tensors = field(default_factory=dict)  # "{v}": v's signature of the survivors (signed keys)
 
 
 @message

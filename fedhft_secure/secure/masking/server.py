@@ -3,7 +3,8 @@
 ``next_messages()`` closes the stage in progress (a client that did not
 answer is dropped) and returns the next stage's messages: KeySetup,
 KeyDirectory, ForwardedShares, then nothing until a pass; after a pass's
-inputs, UnmaskRequest; then the sums are open and it returns nothing.
+inputs, SurvivorList (the consistency check, when keys are signed) and
+UnmaskRequest; then the sums are open and it returns nothing.
 """
 
 from __future__ import annotations
@@ -20,19 +21,24 @@ from ...exceptions import AggregationAborted, LocalProtocolError, RemoteProtocol
 from ...wire import Intake, encode
 from ..api import Expected, ServerSession, SessionInfo, Tensors
 from .masks import layout, pair_seed, self_seed, stream, support, unflatten
-from .messages import (ForwardedShares, KeyAdvert, KeyDirectory, KeySetup, SharesHeld, ShareBundle, UnmaskReply,
-                       UnmaskRequest)
+from .messages import (ForwardedShares, KeyAdvert, KeyDirectory, KeySetup, SharesHeld, ShareBundle, SurvivorList,
+                       SurvivorSignature, UnmaskReply, UnmaskRequest)
 from .params import MaskingParams, neighbour_graph
 
 __all__ = ["MaskingServer"]
 
-_REPLY = {"setup": KeyAdvert, "directory": ShareBundle, "forward": SharesHeld, "unmask": UnmaskReply}
+_REPLY = {"setup": KeyAdvert, "directory": ShareBundle, "forward": SharesHeld, "check": SurvivorSignature,
+          "unmask": UnmaskReply}
 
 
 class MaskingServer(ServerSession):
     def __init__(self, info: SessionInfo, params: MaskingParams, *, participation: Mapping[int, Sequence[int]],
-                 graph_seed: int, max_bytes: int = 64 * 2**20, reveal_rows: bool = False) -> None:
+                 graph_seed: int, max_bytes: int = 64 * 2**20, reveal_rows: bool = False,
+                 consistency: bool = False) -> None:
+        """``consistency``: run SecAgg's consistency check before each unmask (clients with signed keys
+        insist on it, so a server that skips it gets no shares)."""
         self.pass_seq = 0
+        self.consistency = consistency
         self.reveal_rows = reveal_rows
         self.rows: dict[int, dict[str, np.ndarray]] = {}
         self.withheld: dict[str, np.ndarray] = {}
@@ -66,7 +72,7 @@ class MaskingServer(ServerSession):
             raise WrongRound(f"no reply expected in stage {self.stage}", sender=client)
         try:
             msg = self.intake.accept(blob, expect, round=self.info.round, pass_idx=self.pass_seq
-                                     if self.stage == "unmask" else 0, sender=client, allowed=self._alive)
+                                     if self.stage in ("check", "unmask") else 0, sender=client, allowed=self._alive)
             if msg.epoch != self.info.epoch:
                 raise WrongRound(f"epoch {msg.epoch}, expected {self.info.epoch}", sender=client)
             self._check(client, msg)
@@ -92,6 +98,10 @@ class MaskingServer(ServerSession):
                 self.rows[client] = {n: t.numpy().astype(bool) for n, t in rows.items()}
             elif rows:
                 raise ShapeMismatch(f"sender {client}: row sets sent in dense mode", sender=client)
+        elif isinstance(msg, SurvivorSignature):
+            sig = msg.sig.get("sig")
+            if set(msg.sig) != {"sig"} or sig is None or sig.dtype != torch.uint8 or sig.shape != (64,):
+                raise ShapeMismatch(f"sender {client}: a survivor signature is 64 bytes", sender=client)
 
     def _close(self) -> set[int]:
         """End a stage: who answered stays, the rest are dropped."""
@@ -150,10 +160,22 @@ class MaskingServer(ServerSession):
             self._check_live_neighbours()
             self.stage, self.replies = "ready", {}
             return {}
-        if self.stage == "inputs_closed":
+        if self.stage == "inputs_closed" and self.consistency:
+            self.stage, self.replies, self.intake = "check", {}, Intake(max_bytes=self.max_bytes)
+            blob = encode(SurvivorList(round=r, pass_idx=self.pass_seq, epoch=e, slot=self.slot,
+                                       survivors=sorted(self.inputs)), self.max_bytes)
+            return {c: blob for c in sorted(self._alive)}
+        if self.stage in ("inputs_closed", "check"):
+            signatures = {}
+            if self.stage == "check":
+                signatures = {str(c): self.replies[c].sig["sig"] for c in self._close()}
+                if len(signatures) < self.params.threshold:
+                    raise AggregationAborted(f"{len(signatures)} survivors signed the survivor list, "
+                                             f"{self.params.threshold} needed: no client will unmask")
             self.stage, self.replies, self.intake = "unmask", {}, Intake(max_bytes=self.max_bytes)
             req = UnmaskRequest(round=r, pass_idx=self.pass_seq, epoch=e, slot=self.slot,
-                                dropped=sorted(self.dropped_now), survivors=sorted(self.inputs))
+                                dropped=sorted(self.dropped_now), survivors=sorted(self.inputs),
+                                signatures=signatures)
             blob = encode(req, self.max_bytes)
             return {c: blob for c in sorted(self._alive)}
         if self.stage == "unmask":

@@ -1,0 +1,275 @@
+"""FedHFT against the federated LoRA methods people would pick instead, on one engine and the same data.
+
+Every method runs through `fedhft_secure.runtime.local.run` (same data split,
+partition, model and seeds); methods that are a plain sum run with the
+`masking` backend, `local` and `central` send nothing. Per run: each
+client's model on its own held-out data (personalized accuracy, mean over
+clients, last round), the global test split (global accuracy), upload bytes
+per client per round and server seconds per round. Beside them, measured in
+the same invocation: peak training memory of full fine-tuning vs FedHFT's
+LoRA at each level (a child process per kind), and full-model FedAvg upload
+vs FedHFT's.
+
+Runs are stored under ``--runs DIR`` and reused when complete, so the full
+grid can be built up over several invocations.
+
+    python experiments/compare.py [--quick] [--json PATH] [--runs DIR] [--seeds 0,1,2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+warnings.filterwarnings("ignore")
+
+from fedhft_secure.config import load_config  # noqa: E402
+from fedhft_secure.fl.baselines import plain_sum_note  # noqa: E402
+from fedhft_secure.privacy.svg import line_chart  # noqa: E402
+from fedhft_secure.runtime.local import run  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+#: label -> overrides; the FedHFT variants first
+METHODS: dict[str, dict[str, str]] = {
+    "fedhft": {"fed.clusters": "2", "fed.mask": '"post-norm"'},
+    "fedhft-k1": {"fed.clusters": "1", "fed.mask": '"post-norm"'},
+    "fedhft-prefisher": {"fed.clusters": "2", "fed.mask": '"pre-fisher"'},
+    **{m: {"method": f'"{m}"'} for m in ("fedavg-lora", "ffa-lora", "fedsa-lora", "hetlora", "flexlora",
+                                         "local", "central")},
+}
+DATASETS = ("rotten_tomatoes", "tweets")
+DEFAULT_ALPHA, DEFAULT_LEVELS = 10.0, (1.0, 0.5)
+#: data heterogeneity at the default levels, resource heterogeneity at the default alpha
+SETTINGS = [(DEFAULT_ALPHA, DEFAULT_LEVELS), (1.0, DEFAULT_LEVELS), (0.1, DEFAULT_LEVELS),
+            (DEFAULT_ALPHA, (1.0,)), (DEFAULT_ALPHA, (1.0, 0.5, 0.25))]  # the default setting first
+#: the quick grid: the tiny random BERT (learns nothing; it checks the machinery) and one setting
+QUICK = {"model.name": '"tiny-random"', "data.train_size": "240", "data.test_size": "80", "fed.num_clients": "4",
+         "fed.rounds": "1", "lora.r": "4", "train.local_epochs": "1"}
+
+
+def overrides(method: str, dataset: str, alpha: float, levels: tuple[float, ...], seed: int,
+              quick: bool) -> dict[str, str]:
+    o = dict(QUICK) if quick else {}
+    o.update(METHODS[method])
+    backend = "plaintext" if method in ("local", "central") else "masking"
+    o.update({"data.name": f'"{dataset}"', "data.dirichlet_alpha": str(alpha), "seed": str(seed),
+              "fed.levels": "[" + ", ".join(map(str, levels)) + "]",
+              "fed.level_ratios": "[" + ", ".join(str(1 / len(levels)) for _ in levels) + "]",
+              "secure.backend": f'"{backend}"'})
+    return o
+
+
+def one_run(runs: Path, method: str, dataset: str, alpha: float, levels: tuple[float, ...], seed: int,
+            quick: bool) -> dict[str, Any]:
+    o = overrides(method, dataset, alpha, levels, seed, quick)
+    key = f"{'quick-' if quick else ''}{method}-{dataset}-a{alpha:g}-l{'_'.join(map(str, levels))}-s{seed}"
+    out = runs / key
+    done = out / "results.json"
+    if done.exists():  # reuse a finished run
+        res = json.loads(done.read_text())
+    else:
+        if out.exists():
+            import shutil
+
+            shutil.rmtree(out)  # an unfinished run: start it again
+        res = run(load_config(None, [f"{k}={v}" for k, v in o.items()]), out, progress=False)
+    rounds = res["rounds"]
+    ups = [c["bytes_up"] for r in rounds for c in r["clients"]]
+    cfg = res["config"]
+    return {"method": method, "dataset": dataset, "alpha": alpha, "levels": list(levels), "seed": seed,
+            "secure_backend": cfg["secure"]["backend"] if method not in ("local", "central") else "none",
+            "plain_sum": plain_sum_note(cfg["method"]),
+            "personalized_accuracy": res["final"]["personalized_accuracy"],
+            "global_accuracy": res["final"]["test_accuracy"],
+            "majority_accuracy": res["final"]["majority_accuracy"],
+            "bytes_up_per_round": statistics.mean(ups),
+            "server_seconds_per_round": statistics.mean(r["seconds"].get("server", float("nan")) for r in rounds),
+            "round_seconds": statistics.mean(r["seconds"]["round"] for r in rounds),
+            "run_dir": str(out)}
+
+
+# -- memory: one child process per client kind ------------------------------------------------------------
+def measure_memory(kind: str, level: float, quick: bool) -> None:
+    """Child: train a few steps of ``kind`` (full | fedhft) at ``level``; print peak RSS growth in MiB."""
+    import copy
+
+    import torch
+
+    from fedhft_secure.model.base import encode_texts, load_base_model, load_tokenizer
+    from fedhft_secure.model.lora import inject_lora, lora_modules
+    from fedhft_secure.model.masks import top_fraction
+    from fedhft_secure.model.train import train_local
+
+    cfg = load_config(None, [f"{k}={v}" for k, v in (QUICK if quick else {}).items()])
+    torch.set_num_threads(cfg.threads)
+    tok = load_tokenizer(cfg.model.name, cfg.model.path)
+    model = load_base_model(cfg.model.name, cfg.model.path, 2, 0)
+    texts = ["a quietly moving film about people who are not what they seem"] * (cfg.train.batch_size * 3)
+    data = encode_texts(tok, texts, [i % 2 for i in range(len(texts))], cfg.data.max_length)
+    import threading
+
+    page = resource.getpagesize()
+
+    def rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * page
+
+    peak, stop = [rss()], threading.Event()
+    before = peak[0]
+
+    def sample() -> None:  # the high-water mark of resident memory while training
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss())
+            stop.wait(0.002)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    row_masks = None
+    if kind == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+    else:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model = inject_lora(copy.deepcopy(model), r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
+                            targets=cfg.lora.targets)
+        pnames = {id(p): n for n, p in model.named_parameters()}
+        row_masks = {pnames[id(m.lora_B["default"].weight)]: top_fraction(torch.rand(m.lora_B["default"].weight.shape[0]), level)
+                     for m in lora_modules(model).values()}
+    before = rss()  # the model is loaded (and, for LoRA, wrapped): what training adds is measured
+    peak[0] = before
+    sampler.start()
+    train_local(model, data, epochs=1, batch_size=cfg.train.batch_size, lr=1e-4, weight_decay=0.0, seed=0,
+                row_masks=row_masks)
+    stop.set()
+    sampler.join()
+    mib = 2**20
+    print(json.dumps({"kind": kind, "level": level, "peak_mib": peak[0] / mib,
+                      "train_mib": (peak[0] - before) / mib}))
+
+
+def memory_table(levels: tuple[float, ...], quick: bool) -> list[dict[str, Any]]:
+    rows = []
+    for kind, level in [("full", 1.0)] + [("fedhft", lv) for lv in levels]:
+        cmd = [sys.executable, __file__, "--measure-memory", kind, str(level)] + (["--quick"] if quick else [])
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    return rows
+
+
+def full_model_upload(quick: bool) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_comm import full_model_upload as measure  # the same count bench_comm.py reports
+
+    from fedhft_secure.runtime.world import build_world
+
+    return measure(build_world(load_config(None, [f"{k}={v}" for k, v in (QUICK if quick else {}).items()])))
+
+
+# -- output --------------------------------------------------------------------------------------------------
+def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in runs:
+        groups.setdefault((r["dataset"], r["alpha"], tuple(r["levels"]), r["method"]), []).append(r)
+    out = []
+    for (ds, a, lv, m), rs in groups.items():
+        def ms(key: str) -> tuple[float, float]:
+            xs = [r[key] for r in rs if r[key] is not None]
+            return (statistics.mean(xs), statistics.stdev(xs) if len(xs) > 1 else 0.0) if xs else (float("nan"),) * 2
+        out.append({"dataset": ds, "alpha": a, "levels": list(lv), "method": m, "seeds": len(rs),
+                    "personalized": ms("personalized_accuracy"), "global": ms("global_accuracy"),
+                    "bytes_up_per_round": ms("bytes_up_per_round")[0],
+                    "server_seconds_per_round": ms("server_seconds_per_round")[0]})
+    return out
+
+
+def markdown(summary: list[dict[str, Any]], eff: dict[str, Any], memory: list[dict[str, Any]], command: str) -> str:
+    lines = [f"<!-- made by: {command} -->", "", "| dataset | alpha | levels | method | personalized acc | "
+             "global acc | upload B/client/round | server s/round | seeds |", "|---|---|---|---|---|---|---|---|---|"]
+    for s in summary:
+        lines.append(f"| {s['dataset']} | {s['alpha']:g} | {s['levels']} | {s['method']} | "
+                     f"{s['personalized'][0]:.3f} ± {s['personalized'][1]:.3f} | "
+                     f"{s['global'][0]:.3f} ± {s['global'][1]:.3f} | {s['bytes_up_per_round']:,.0f} | "
+                     f"{s['server_seconds_per_round']:.3f} | {s['seeds']} |")
+    lines += ["", "| client kind | level | peak RSS MiB | training growth MiB |", "|---|---|---|---|"]
+    lines += [f"| {m['kind']} | {m['level']} | {m['peak_mib']:.0f} | {m['train_mib']:.0f} |" for m in memory]
+    lines += ["", f"upload full-model FedAvg / FedHFT = {eff['upload_full_over_fedhft']:.1f}; "
+              f"training memory full fine-tuning / FedHFT (lowest level) = {eff['memory_full_over_fedhft']:.2f}"]
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: list[dict[str, Any]]) -> str:
+    charts = []
+    for ds in sorted({s["dataset"] for s in summary}):
+        series = []
+        for m in METHODS:
+            pts = sorted((s["alpha"], s["personalized"][0]) for s in summary
+                         if s["dataset"] == ds and s["method"] == m and tuple(s["levels"]) == DEFAULT_LEVELS)
+            if pts:
+                series.append((m, [a for a, _ in pts], [y for _, y in pts]))
+        charts.append(line_chart(series, title=f"{ds}: personalized accuracy vs Dirichlet alpha",
+                                 xlabel="alpha", ylabel="accuracy"))
+    return "<html><body>" + "".join(charts) + "</body></html>"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="tiny random model, one seed, one setting")
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--runs", type=Path, default=RESULTS / "compare_runs", help="run folders (reused when complete)")
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--out", type=Path, default=RESULTS, help="where compare.{md,html} go")
+    ap.add_argument("--measure-memory", nargs=2, metavar=("KIND", "LEVEL"), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.measure_memory:
+        measure_memory(a.measure_memory[0], float(a.measure_memory[1]), a.quick)
+        return 0
+    command = "python experiments/compare.py " + " ".join(shlex.quote(x) for x in (argv if argv is not None
+                                                                                  else sys.argv[1:]))
+    seeds = [0] if a.quick else [int(s) for s in a.seeds.split(",")]
+    settings = [(DEFAULT_ALPHA, DEFAULT_LEVELS)] if a.quick else SETTINGS
+    t0 = time.perf_counter()
+    runs = []
+    # every seed gives a whole comparison before the next seed starts
+    for (alpha, levels), ds, seed, method in itertools.product(settings, a.datasets.split(","), seeds,
+                                                              a.methods.split(",")):
+        r = one_run(a.runs, method, ds, alpha, levels, seed, a.quick)
+        runs.append(r)
+        print(f"{ds:16} a={alpha:<4g} levels={str(list(levels)):16} {method:17} seed {seed}: personalized "
+              f"{r['personalized_accuracy']:.3f} global {r['global_accuracy']:.3f} "
+              f"up {r['bytes_up_per_round']:,.0f} B", flush=True)
+    memory = memory_table((1.0, 0.5, 0.25), a.quick)
+    fedhft_up = max((r["bytes_up_per_round"] for r in runs if r["method"] == "fedhft"), default=float("nan"))
+    lowest = min(memory[1:], key=lambda m: m["level"])
+    eff = {"upload_full_over_fedhft": full_model_upload(a.quick) / fedhft_up,
+           "memory_full_over_fedhft": memory[0]["train_mib"] / max(lowest["train_mib"], 1e-9),
+           "memory_full_over_fedhft_peak": memory[0]["peak_mib"] / lowest["peak_mib"]}
+    summary = summarize(runs)
+    md = markdown(summary, eff, memory, command)
+    print("\n" + md)
+    stem = "compare_quick" if a.quick else "compare"
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / f"{stem}.md").write_text(md)
+    (a.out / f"{stem}.html").write_text(plot(summary))
+    out = {"command": command, "seconds": time.perf_counter() - t0, "runs": runs, "summary": summary,
+           "memory": memory, "efficiency": eff}
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

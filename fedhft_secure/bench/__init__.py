@@ -1,0 +1,1 @@
+"""Security benchmarks: attacks and fuzzing against the protocols, checked against the threat models."""

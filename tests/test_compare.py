@@ -1,0 +1,30 @@
+"""Smoke test of experiments/compare.py --quick: the output contract of issue 8 holds."""
+
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+
+import compare  # noqa: E402
+
+
+def test_compare_quick_writes_the_contract(tmp_path):
+    out = tmp_path / "c.json"
+    assert compare.main(["--quick", "--methods", "fedhft,fedavg-lora,local", "--datasets", "rotten_tomatoes",
+                         "--runs", str(tmp_path / "runs"), "--out", str(tmp_path), "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert [r["method"] for r in data["runs"]] == ["fedhft", "fedavg-lora", "local"]
+    for r in data["runs"]:
+        assert {"method", "dataset", "alpha", "levels", "seed", "secure_backend", "personalized_accuracy",
+                "global_accuracy", "bytes_up_per_round"} <= set(r)
+        assert 0 <= r["personalized_accuracy"] <= 1 and 0 <= r["global_accuracy"] <= 1
+    by = {r["method"]: r for r in data["runs"]}
+    assert by["fedhft"]["secure_backend"] == "masking" and by["local"]["bytes_up_per_round"] < 100
+    eff = data["efficiency"]
+    assert eff["upload_full_over_fedhft"] > 1 and eff["memory_full_over_fedhft"] > 0
+    assert (tmp_path / "compare_quick.md").read_text().startswith("<!-- made by: python experiments/compare.py")
+    # a second invocation reuses the finished run instead of training again
+    again = compare.one_run(tmp_path / "runs", "fedavg-lora", "rotten_tomatoes", compare.DEFAULT_ALPHA,
+                            compare.DEFAULT_LEVELS, 0, True)
+    assert again == by["fedavg-lora"]
