@@ -8,6 +8,7 @@ layers (MiniLM-L6, LoRA r = 8 on query, value) x a 384 x 8 product, 12 row-count
 vectors of 384, the 2 x 384 + 2 classifier head: 42,242 values -- drawn
 uniform in [-1, 1] and multiplied by a weight p in (0, 1]. One cluster is summed.
 
+Rows `ckks-run*`: n = 8 at the run's defaults (secure.ckks_precision 1e-6, 20 flood bits).
 Rows: `ckks` (derived parameters: |value| <= 4, precision 1e-4 on a released sum,
 20 flood bits, max_clients = n), `ckks-noflood` (same, flood_bits = 0: the
 flooding noise equals the error bound), `plaintext` (the reference backend,
@@ -30,7 +31,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fedhft_secure.secure.api import Contribution, Expected  # noqa: E402
+from fedhft_secure.secure.api import Contribution, Expected, SessionInfo  # noqa: E402
 from fedhft_secure.secure.ckks import CkksClient, CkksServer, derive_params, generate_keys  # noqa: E402
 from fedhft_secure.secure.plaintext import PlaintextSum  # noqa: E402
 
@@ -56,9 +57,10 @@ def clients(n: int, distinct: int, seed: int = 0) -> list[dict[str, torch.Tensor
     return [base[i % len(base)] for i in range(n)]
 
 
-def bench_ckks(name: str, xs: list[dict[str, torch.Tensor]], distinct: int, **kw) -> dict:
+def bench_ckks(name: str, xs: list[dict[str, torch.Tensor]], distinct: int, precision: float = 1e-4,
+               **kw) -> dict:
     n = len(xs)
-    params = derive_params(max_clients=n, value_bound=4.0, precision=1e-4, **kw)
+    params = derive_params(max_clients=n, value_bound=4.0, precision=precision, **kw)
     sk = generate_keys(params)
     client, server = CkksClient(sk), CkksServer(sk.public())
     layout = client.layout(shapes())
@@ -93,11 +95,17 @@ def bench_plaintext(xs: list[dict[str, torch.Tensor]]) -> dict:
     backend, sh = PlaintextSum(), shapes()
     expected = Expected(shared=sh, per_cluster={})
     t = time.perf_counter()
-    payloads = {i: backend.client_payload(Contribution(shared={k: v.float() for k, v in x.items()}), weights=[1.0])
+    payloads = {i: backend.client_session(i, 0).payload(Contribution(shared={k: v.float() for k, v in x.items()}),
+                                                        slot=0, weights=[1.0], expected=expected)
                 for i, x in enumerate(xs)}
     enc = (time.perf_counter() - t) / len(xs)
     t = time.perf_counter()
-    backend.server_sum(payloads, weights={i: [1.0] for i in payloads}, expected=expected, clusters=1)
+    server = backend.server_session(SessionInfo(round=0, epoch=0, cohort=tuple(payloads), clusters=1, passes=1,
+                                                weights={i: (1.0,) for i in payloads}))
+    server.begin_pass(1, slot=0, expected=expected)
+    for i, p in payloads.items():
+        server.add_payload(i, p)
+    server.end_inputs()
     agg = time.perf_counter() - t
     up = sum(v.numel() * v.element_size() for v in payloads[0].values())
     values = sum(int(np.prod(s)) for s in sh.values())
@@ -152,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(bench_ckks("ckks-noflood", xs, distinct, flood_bits=0))
         rows.append(bench_plaintext(xs))
         rows.append(bench_common(xs, distinct))
+    # what `fedhft-secure run --set secure.backend=ckks` uses by default: 8 clients, precision 1e-6
+    # (adapters within 1e-3 of plaintext), 20 flood bits
+    xs = clients(8, 8)
+    rows.append(bench_ckks("ckks-run", xs, 8, precision=1e-6))
+    rows.append(bench_ckks("ckks-run-noflood", xs, 8, precision=1e-6, flood_bits=0))
     head = f"{'backend':13} {'n':>3} {'values':>7} {'N':>5} {'q0':>3} {'enc s/cl':>9} {'agg s':>7} {'dec s':>7} " \
            f"{'up B/cl':>9} {'xfp32':>6} {'sum xfp32':>9} {'max err':>9}"
     print(head)

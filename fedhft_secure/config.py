@@ -110,7 +110,7 @@ class FedConfig:
 @dataclass(**FROZEN)
 class SecureConfig:
     backend: str = opt("plaintext", "SecureSum backend: what the server may see of a client's vectors",
-                       choices=("plaintext", "masking"))
+                       choices=("plaintext", "masking", "ckks"))
     threat: str = opt("honest-but-curious", "adversary the masking threshold is sized for",
                       choices=("honest-but-curious", "semi-malicious"))
     neighbours: int = opt(0, "masking: neighbours per client (0 = n-1 up to 20 clients, else ~4 log2 n)", min=0)
@@ -121,6 +121,13 @@ class SecureConfig:
     sparsity: str = opt("dense", "masking: dense hides row masks; reveal-rows sends only kept rows (the server "
                         "learns every row mask; rows fewer than t clients hold are withheld)",
                         choices=("dense", "reveal-rows"))
+    ckks_keys: str = opt("", "ckks: folder written by `fedhft-secure keygen` (member_<i>.ckks-secret, "
+                         "server.ckks-public); empty = a fresh consortium key in the run folder's keys/")
+    ckks_precision: float = opt(1e-6, "ckks: largest error of an opened sum value (decryption + flooding)",
+                                min=1e-12)
+    ckks_flood_bits: int = opt(20, "ckks: flooding of opened values, 2^-bits statistical distance (IND-CPA^D)",
+                               min=0, max=40)
+    ckks_value_bound: float = opt(4.0, "ckks: largest |p_ij x| a client encrypts (sizes the modulus)", min=1e-6)
     max_message_bytes: int = opt(64 * 2**20, "largest message a decoder accepts", min=1024)
 
 

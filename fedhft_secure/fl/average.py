@@ -28,8 +28,15 @@ class AverageServer(PassPlanServer):
     def num_passes(self) -> int:
         return 1
 
+    @property
+    def pass_idx(self) -> int:
+        return int(getattr(self, "_sums", None) is not None)
+
     def _reset_plans(self) -> None:
-        self.plans, self.pass_idx = [], 0
+        self._sums: dict[str, torch.Tensor] | None = None
+
+    def _plan_done(self) -> bool:
+        return self._sums is not None
 
     def _receive_pass(self, client: int, blob: bytes) -> None:
         assert self.session is not None
@@ -54,15 +61,14 @@ class AverageServer(PassPlanServer):
                 for i in sorted(self.session.alive)}
 
     def _absorb(self, sums: list[dict[str, torch.Tensor]]) -> None:
-        self.sums = sums[0]
-        self.pass_idx += 1
+        self._sums = sums[0]
 
     def _finish(self, *, done: bool) -> None:
         self.phase = "idle"
         self._session_errors()
-        if done:
+        if done and self._sums is not None:
             self.cohort = set(self.plan_cohort)
-            factors, head = aggregate(self.cfg.method, self.sums, self.shapes, r=self.cfg.lora.r,
+            factors, head = aggregate(self.cfg.method, self._sums, self.shapes, r=self.cfg.lora.r,
                                       seed=self.cfg.seed)
             self.state.adapters, self.state.heads = [factors], [head]
         else:

@@ -31,7 +31,9 @@ from ..privacy.ledger import ClientLedger, private_row_scores
 from ..secure.api import ClientSession, Contribution, Expected, SecureSum
 from ..seeds import derive_seed
 from .baseline_client import answer_baseline, start_baseline
-from .messages import SERVER, ExplicitUpload, PassReply, PassRequest, Ready, RoundStart, decode, encode
+from .member import Member
+from .messages import (SERVER, ExplicitUpload, PassReply, PassRequest, Ready, RoundLog, RoundStart, Synced, decode,
+                       encode)
 
 __all__ = ["ClientData", "LocalReport", "Client", "parse_clusters"]
 
@@ -79,8 +81,11 @@ def _expected(shared: dict[str, torch.Tensor], per: dict[int, dict[str, torch.Te
 
 class Client:
     def __init__(self, *, data: ClientData, cfg: RunConfig, base: PreTrainedModel, backend: SecureSum,
-                 projector: SketchProjector, ledger: ClientLedger | None = None) -> None:
+                 projector: SketchProjector, ledger: ClientLedger | None = None,
+                 member: Member | None = None) -> None:
         self.data = data
+        #: ``ckks``: this client's copy of the cluster state (the server holds only ciphertexts)
+        self.member = member
         self.ledger = ledger
         self.cfg = cfg
         self.base = base
@@ -106,6 +111,13 @@ class Client:
             return reply
         if kind == PassRequest.KIND:
             return self.answer_pass(blob)
+        if kind == RoundLog.KIND:
+            if self.member is None:
+                raise MalformedMessage("a round log, but this client's backend has the server open sums",
+                                       sender=SERVER)
+            log = decode(blob, RoundLog, sender=SERVER, max_bytes=self.cfg.secure.max_message_bytes)
+            self.member.apply(log)
+            return encode(Synced(round=log.round, sender=self.data.id), self.cfg.secure.max_message_bytes)
         if self.session is None:
             raise WrongRound("a secure-sum message before RoundStart", sender=SERVER)
         return self.session.handle(blob)
@@ -119,13 +131,10 @@ class Client:
                                    sender=SERVER)
         if cfg.method != "fedhft":
             return start_baseline(self, msg, round)
-        heads = parse_clusters(msg.heads, k)
+        heads, adapters = self._cluster_state(msg)
         start_head = mix_heads(heads, msg.probs)
-        adapter_t = parse_clusters(msg.adapters, k)
         deltas: dict[str, LayerFactors] = {}
-        if any(adapter_t):
-            adapters = [{name[:-2]: LayerFactors(B=a[name], A=a[name[:-2] + "/A"])
-                         for name in a if name.endswith("/B")} for a in adapter_t]
+        if adapters:
             deltas = lowrank_merge(adapters, msg.probs, cfg.lora.r)
 
         if self.ledger is not None:
@@ -186,6 +195,23 @@ class Client:
             return self._explicit_upload(), report
         return encode(Ready(round=round, sender=d.id), cfg.secure.max_message_bytes), report
 
+    def _cluster_state(self, msg: RoundStart) -> tuple[list[dict[str, torch.Tensor]], list[dict[str, LayerFactors]]]:
+        """The cluster heads and adapters this round starts from: sent in clear, or the member's own."""
+        k = self.cfg.fed.clusters
+        if self.member is not None:
+            if msg.adapters or msg.heads:
+                raise MalformedMessage("cluster state in clear under a backend that keeps it on clients",
+                                       sender=SERVER)
+            st = self.member.state
+            if st.round != msg.round:
+                raise WrongRound(f"round {msg.round} starts, this member's state is after round {st.round - 1}",
+                                 sender=SERVER)
+            return st.heads, st.adapters
+        adapter_t = parse_clusters(msg.adapters, k)
+        adapters = [{name[:-2]: LayerFactors(B=a[name], A=a[name[:-2] + "/A"])
+                     for name in a if name.endswith("/B")} for a in adapter_t] if any(adapter_t) else []
+        return parse_clusters(msg.heads, k), adapters
+
     def _explicit_upload(self) -> bytes:
         f = self.factors
         assert f is not None and self.sketch is not None
@@ -217,7 +243,6 @@ class Client:
         k = self.cfg.fed.clusters
         if len(req.probs) != k:
             raise MalformedMessage(f"{len(req.probs)} cluster weights for {k} clusters", sender=SERVER)
-        inputs = parse_clusters(req.inputs, k)
         shared: dict[str, torch.Tensor] = {}
         per: dict[int, dict[str, torch.Tensor]] = {j: {} for j in range(k) if req.probs[j] > 0}
         row_layers: dict[str, str] = {}
@@ -225,6 +250,40 @@ class Client:
             row_layers.update({f"counts/{n}": n for n in f.masks})
             shared.update({f"counts/{n}": m.to(torch.float32) for n, m in f.masks.items()})
             shared.update({f"head/{n}": t for n, t in f.head.items()})
+        if self.member is not None:
+            self._member_products(req, shared, per, row_layers)
+        else:
+            self._request_products(req, shared, per, row_layers)
+        assert self.session is not None
+        payload = self.session.payload(Contribution(shared=shared, per_cluster=per), slot=req.plan_pass,
+                                       weights=req.probs, expected=_expected(shared, per, row_layers))
+        reply = PassReply(round=self.round, pass_idx=req.pass_idx, sender=self.data.id, payload=payload,
+                          sketch={"v": self.sketch} if first else {})
+        return encode(reply, self.cfg.secure.max_message_bytes)
+
+    def _member_products(self, req: PassRequest, shared: dict[str, torch.Tensor],
+                         per: dict[int, dict[str, torch.Tensor]], row_layers: dict[str, str]) -> None:
+        """``ckks``: the inputs come from this member's own plan (the request carries encrypted sums)."""
+        assert self.member is not None and self.factors is not None
+        requested, gauss = self.member.requests(req, self.round)
+        for (j, layer), (op, X) in requested.items():
+            if layer not in self.factors.layers:
+                raise MalformedMessage(f"the plan asks for unknown layer {layer!r}", sender=SERVER)
+            if op is Op.LEFT:
+                row_layers[layer] = layer
+            f = self.factors.layers[layer]
+            if layer in gauss:
+                if layer not in shared:
+                    shared[layer] = client_product(op, f.B, f.A, X)
+            elif j in per:
+                per[j][layer] = client_product(op, f.B, f.A, X)
+
+    def _request_products(self, req: PassRequest, shared: dict[str, torch.Tensor],
+                          per: dict[int, dict[str, torch.Tensor]], row_layers: dict[str, str]) -> None:
+        """The server's plan: the request names each op and carries each X (or the Gaussian's seed)."""
+        f = self.factors
+        assert f is not None
+        inputs = parse_clusters(req.inputs, self.cfg.fed.clusters)
         for layer, op_code in req.ops.items():
             if layer not in f.layers or op_code not in ("L", "R"):
                 raise MalformedMessage(f"request for unknown layer {layer!r} or op {op_code!r}",
@@ -246,9 +305,3 @@ class Client:
                     raise ShapeMismatch(f"cluster {j} layer {layer!r}: input of shape "
                                         f"{None if X is None else tuple(X.shape)}", sender=SERVER)
                 per[j][layer] = client_product(op, B, A, X.to(torch.float32))
-        assert self.session is not None
-        payload = self.session.payload(Contribution(shared=shared, per_cluster=per), slot=req.plan_pass,
-                                       weights=req.probs, expected=_expected(shared, per, row_layers))
-        reply = PassReply(round=self.round, pass_idx=req.pass_idx, sender=self.data.id, payload=payload,
-                          sketch={"v": self.sketch} if first else {})
-        return encode(reply, self.cfg.secure.max_message_bytes)

@@ -8,7 +8,11 @@ from typing import ClassVar
 from ..wire import DEFAULT_MAX_BYTES, SERVER, VERSION, Intake, Tensors, decode, encode, message
 
 __all__ = ["VERSION", "SERVER", "Tensors", "RoundStart", "PassRequest", "PassReply", "Ready",
-           "ExplicitUpload", "encode", "decode", "Intake", "DEFAULT_MAX_BYTES"]
+           "ExplicitUpload", "RoundLog", "Synced", "AFTER_PASSES", "encode", "decode", "Intake",
+           "DEFAULT_MAX_BYTES"]
+
+#: ``pass_idx`` of the messages that close or replay a round (after every pass request).
+AFTER_PASSES = 0xFFFF
 
 
 @message
@@ -83,3 +87,34 @@ class ExplicitUpload:
     sketch: Tensors = field(default_factory=dict)
 
 
+
+
+@message
+class RoundLog:
+    """Server -> member (``ckks``): one round's per-pass cluster sums, as ciphertexts.
+
+    The server keeps these (its only model state) and forwards them: at the
+    end of a round the last pass (``first_pass`` = passes - 1; the member holds
+    the earlier ones from the requests), or a whole round (``first_pass`` = 0)
+    to a member catching up. ``passes`` = 0: the round changed nothing.
+    """
+
+    KIND: ClassVar[int] = 6
+    round: int
+    pass_idx: int = AFTER_PASSES
+    sender: int = SERVER
+    epoch: int
+    totals: list[float]  # Σ_i p_ij over the clients in the sums (public weights)
+    passes: int
+    first_pass: int
+    sums: Tensors = field(default_factory=dict)  # "p{k}/c{j}" -> ciphertext bytes (uint8)
+
+
+@message
+class Synced:
+    """Member -> server (``ckks``): it now holds the cluster state after ``round``."""
+
+    KIND: ClassVar[int] = 7
+    round: int
+    pass_idx: int = AFTER_PASSES
+    sender: int

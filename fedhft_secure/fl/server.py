@@ -1,8 +1,9 @@
 """The server's side of a round, as byte-driven state machines.
 
 ``PassPlanServer`` (default) learns only per-cluster sums, through SecureSum.
-``ExplicitServer`` is the reference: it receives each client's masked factors,
-as the official code does, and forms S_j explicitly.
+``ExplicitServer`` (fl/explicit.py) is the reference: it receives each client's
+masked factors, as the official code does, and forms S_j explicitly;
+``CkksPassServer`` (fl/server_ckks.py) runs the passes without opening sums.
 
 A round: ``begin_round`` gives RoundStart bytes per client; then the
 runtime delivers each reply to ``receive`` and calls ``advance`` for the next
@@ -21,37 +22,59 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..algorithm.aggregate import ClientFactors, dense_cluster_sums, explicit_refactor
 from ..algorithm.cluster import align_clusters, soft_clusters
-from ..algorithm.lowrank import LayerPlan, Op, plan_layer
 from ..config import RunConfig
-from ..exceptions import AggregationAborted, RemoteProtocolError, ShapeMismatch, WrongRound
+from ..exceptions import AggregationAborted, ConfigError, RemoteProtocolError, ShapeMismatch, WrongRound
 from ..model.lora import LayerFactors
-from ..secure.api import Expected, SecureSum, ServerSession, SessionInfo
-from ..seeds import derive_seed
-from .messages import ExplicitUpload, Intake, PassReply, PassRequest, Ready, RoundStart, encode
+from ..secure.api import SecureSum, ServerSession, SessionInfo
+from ..secure.opened import opens_on_client
+from .plan import ClusterState, PlanBook
+from .messages import Intake, PassReply, PassRequest, Ready, RoundStart, encode
 
-__all__ = ["ServerState", "PassPlanServer", "ExplicitServer", "make_server",
+__all__ = ["ServerState", "RoundRecord", "PassPlanServer", "make_server",
            "NEGLIGIBLE_WEIGHT"]
 
 #: cluster weights below this are sent as 0: the client skips that cluster.
 NEGLIGIBLE_WEIGHT = 1e-6
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoundRecord:
+    """``ckks``: one round as the server keeps it -- ciphertexts of its per-pass cluster sums.
+
+    ``sums[k][j]``: pass k, cluster j (None: nobody contributed). No passes:
+    the round changed nothing (it was aborted).
+    """
+
+    round: int
+    epoch: int
+    totals: list[float]
+    sums: list[list[bytes | None]] = field(default_factory=list)
+
+
 @dataclass(slots=True, kw_only=True)
 class ServerState:
-    """Everything a checkpoint must hold to continue after ``round``."""
+    """Everything a checkpoint must hold to continue after ``round``.
+
+    Under ``ckks`` heads, adapters and G stay empty: the server's model state
+    is ``log`` (ciphertext) only, and ``synced`` says which round's log each
+    member has acknowledged.
+    """
 
     round: int  # next round to run
     probs: np.ndarray  # clients x K
     heads: list[dict[str, torch.Tensor]]
     adapters: list[dict[str, LayerFactors]] = field(default_factory=list)
     G: list[dict[str, torch.Tensor] | None] = field(default_factory=list)
+    log: list[RoundRecord] = field(default_factory=list)
+    synced: dict[int, int] = field(default_factory=dict)
 
     @classmethod
-    def initial(cls, *, num_clients: int, clusters: int, head: dict[str, torch.Tensor]) -> "ServerState":
+    def initial(cls, *, num_clients: int, clusters: int, head: dict[str, torch.Tensor],
+                plain: bool = True) -> "ServerState":
+        """``plain=False``: a server that must never hold the model (``ckks``)."""
         return cls(round=0, probs=np.full((num_clients, clusters), 1.0 / clusters),
-                   heads=[{k: v.clone() for k, v in head.items()} for _ in range(clusters)],
+                   heads=[{k: v.clone() for k, v in head.items()} for _ in range(clusters)] if plain else [],
                    G=[None] * clusters)
 
 
@@ -114,23 +137,32 @@ class _ServerBase:
 
 
 class PassPlanServer(_ServerBase):
-    """Learns Σ_i p_ij (client vector) per pass through a SecureSum session, and the sketches."""
+    """Learns Σ_i p_ij (client vector) per pass through a SecureSum session, and the sketches.
 
-    def __init__(self, *, backend: SecureSum, **kw) -> None:  # noqa: ANN003
+    The plan's bookkeeping is a ``PlanBook`` (fl/plan.py); subclasses change
+    what happens to a pass's sums (``_absorb``), what a request carries
+    (``_inputs``) and how the round ends (``_finish``).
+    """
+
+    def __init__(self, *, backend: SecureSum, head_shapes: dict[str, tuple[int, ...]] | None = None,
+                 **kw) -> None:  # noqa: ANN003
         super().__init__(**kw)
         self.backend = backend
-        self.q = {n: min(self.cfg.lora.r + self.cfg.fed.oversampling, *s) for n, s in self.shapes.items()}
-        self.plans: list[dict[str, LayerPlan]] = []
+        fed = self.cfg.fed
+        self.book = PlanBook(shapes=self.shapes, clusters=self.K, r=self.cfg.lora.r, oversampling=fed.oversampling,
+                             niter=fed.power_iters, seed=self.cfg.seed, round=self.state.round,
+                             head_shapes=head_shapes or {k: tuple(v.shape) for k, v in self.state.heads[0].items()})
         self.phase = "idle"
-        self.pass_idx = 0  # step of the plan
         self.seq = 0  # pass requests sent this round (wire pass id, never reused)
         self.epoch = 0
         self.session: ServerSession | None = None
         self.plan_cohort: set[int] = set()
-        self.requested: dict[tuple[int, str], tuple[Op, torch.Tensor]] = {}
-        self.head_sums: list[dict[str, torch.Tensor]] = []
         self.totals: list[float] = []
         self.ready: set[int] = set()
+
+    @property
+    def pass_idx(self) -> int:
+        return self.book.pass_idx
 
     @property
     def stage(self) -> str:
@@ -143,14 +175,11 @@ class PassPlanServer(_ServerBase):
 
     @property
     def num_passes(self) -> int:
-        return max(p.num_passes for p in self.plans[0].values())
+        return self.book.num_passes
 
     def _reset_plans(self) -> None:
-        G = self.state.G
-        self.plans = [{n: plan_layer(out=o, inp=i, q=self.q[n], niter=self.cfg.fed.power_iters,
-                                     G=None if G[j] is None else G[j][n])  # type: ignore[index]
-                       for n, (o, i) in self.shapes.items()} for j in range(self.K)]
-        self.pass_idx = 0
+        self.book.round = self.state.round
+        self.book.reset(self.state.G)
 
     def begin_round(self, clients: Sequence[int]) -> dict[int, bytes]:
         out = super().begin_round(clients)
@@ -158,28 +187,28 @@ class PassPlanServer(_ServerBase):
         self._reset_plans()
         return out
 
-    def _omega_seed(self, layer: str) -> int:
-        return derive_seed(self.cfg.seed, self.state.round, layer, "omega")
-
     # -- replies ------------------------------------------------------------------------
     def receive(self, client: int, blob: bytes) -> None:
         """Accept one reply; a RemoteProtocolError drops the client and is re-raised for the record."""
         try:
-            if self.phase == "round_start":
-                self.intake.accept(blob, Ready, round=self.state.round, pass_idx=0, sender=client,
-                                   allowed=self.cohort)
-                self.ready.add(client)
-            elif self.phase == "session":
-                assert self.session is not None
-                self.session.receive(client, blob)
-            elif self.phase == "pass":
-                self._receive_pass(client, blob)
-            else:
-                raise WrongRound(f"no reply expected now (phase {self.phase})", sender=client)
+            self._receive(client, blob)
         except RemoteProtocolError as exc:
             if client in self.cohort:
                 self.drop(client, f"{type(exc).__name__}: {exc}")
             raise
+
+    def _receive(self, client: int, blob: bytes) -> None:
+        if self.phase == "round_start":
+            self.intake.accept(blob, Ready, round=self.state.round, pass_idx=0, sender=client,
+                               allowed=self.cohort)
+            self.ready.add(client)
+        elif self.phase == "session":
+            assert self.session is not None
+            self.session.receive(client, blob)
+        elif self.phase == "pass":
+            self._receive_pass(client, blob)
+        else:
+            raise WrongRound(f"no reply expected now (phase {self.phase})", sender=client)
 
     def _receive_pass(self, client: int, blob: bytes) -> None:
         assert self.session is not None
@@ -226,10 +255,11 @@ class PassPlanServer(_ServerBase):
         sums = self.session.sums()
         if sums is None:
             return self._start_pass()
+        if self.pass_idx == 0:
+            self.totals = [sum(self.weights(i)[j] for i in self.plan_cohort) for j in range(self.K)]
         self._absorb(sums)
-        if self.pass_idx >= self.num_passes:
-            self._finish(done=True)
-            return None
+        if self._plan_done():
+            return self._finish(done=True)
         if set(self.session.alive) != self.plan_cohort:
             return self._restart()  # someone left during the pass's unmask stage
         return self._start_pass()
@@ -237,8 +267,7 @@ class PassPlanServer(_ServerBase):
     def _open_session(self) -> dict[int, bytes] | None:
         cohort = tuple(sorted(self.cohort))
         if not cohort:
-            self._finish(done=False)
-            return None
+            return self._finish(done=False)
         info = SessionInfo(round=self.state.round, epoch=self.epoch, cohort=cohort, clusters=self.K,
                            passes=self.num_passes, weights={i: tuple(self.weights(i)) for i in cohort})
         self.session = self.backend.server_session(info)
@@ -256,58 +285,35 @@ class PassPlanServer(_ServerBase):
 
     def _start_pass(self) -> dict[int, bytes]:
         assert self.session is not None
-        self.requested = {}
         self.seq += 1
-        ops: dict[str, str] = {}
-        gauss: dict[str, list[int]] = {}
-        for j, plans in enumerate(self.plans):
-            for n, plan in plans.items():
-                req = plan.request(self.pass_idx, self._omega_seed(n))
-                if req is None:
-                    continue
-                self.requested[(j, n)] = req
-                ops[n] = req[0].value
-                if plan.step == 0 and plan.tall:
-                    gauss[n] = [self._omega_seed(n), plan.q]
-        self.session.begin_pass(self.seq, slot=self.pass_idx, expected=self._expected())
+        schedule = self.book.schedule()
+        ops = {n: op.value for n, (op, _) in schedule.items()}
+        gauss = {n: [self.book.omega_seed(n), self.book.q[n]] for n, (_, g) in schedule.items() if g}
+        inputs = self._inputs(gauss)
+        self.session.begin_pass(self.seq, slot=self.pass_idx, expected=self.book.expected())
         self.phase = "pass"
         out = {}
         for i in sorted(self.session.alive):
             w = self.weights(i)
-            inputs = {f"c{j}/{n}": X for (j, n), (_, X) in self.requested.items()
-                      if n not in gauss and w[j] > 0}
+            mine = {k: X for k, X in inputs.items() if self._for_client(k, w)}
             out[i] = encode(PassRequest(round=self.state.round, pass_idx=self.seq, plan_pass=self.pass_idx,
-                                        epoch=self.epoch, ops=ops, omega=gauss, probs=w, inputs=inputs),
+                                        epoch=self.epoch, ops=ops, omega=gauss, probs=w, inputs=mine),
                             self.cfg.secure.max_message_bytes)
         return out
 
-    def _expected(self) -> Expected:
-        shared: dict[str, tuple[int, ...]] = {}
-        per: dict[str, tuple[int, ...]] = {}
-        rows: dict[str, str] = {}
-        if self.pass_idx == 0:
-            shared.update({f"counts/{n}": (o,) for n, (o, _) in self.shapes.items()})
-            rows.update({f"counts/{n}": n for n in self.shapes})
-            shared.update({f"head/{k}": tuple(v.shape) for k, v in self.state.heads[0].items()})
-        for (j, n), (op, _) in self.requested.items():
-            o, i = self.shapes[n]
-            shape = (o, self.q[n]) if op is Op.LEFT else (i, self.q[n])
-            plan = self.plans[j][n]
-            (shared if plan.step == 0 and plan.tall else per)[n] = shape
-            if op is Op.LEFT:
-                rows[n] = n
-        return Expected(shared=shared, per_cluster=per, row_layers=rows)
+    def _inputs(self, gauss: dict[str, list[int]]) -> dict[str, torch.Tensor]:
+        """The request's matrices, keyed ``c{j}/{layer}``: the plan's X (the Gaussian is sent as a seed)."""
+        return {f"c{j}/{n}": X for (j, n), (_, X) in self.book.requests().items() if n not in gauss}
+
+    @staticmethod
+    def _for_client(key: str, w: list[float]) -> bool:
+        return w[int(key[1:key.index("/")])] > 0
 
     def _absorb(self, sums: list[dict[str, torch.Tensor]]) -> None:
-        if self.pass_idx == 0:
-            self.totals = [sum(self.weights(i)[j] for i in self.plan_cohort) for j in range(self.K)]
-            self.head_sums = [{k: sums[j][f"head/{k}"] for k in self.state.heads[0]} for j in range(self.K)]
-            for j, plans in enumerate(self.plans):
-                for n, plan in plans.items():
-                    plan.counts = sums[j][f"counts/{n}"]
-        for (j, n) in self.requested:
-            self.plans[j][n].absorb(sums[j][n])
-        self.pass_idx += 1
+        self.book.absorb(sums)
+
+    def _plan_done(self) -> bool:
+        return self.book.done
 
     def _session_errors(self) -> None:
         """The session's own drop records join the round's (each client once)."""
@@ -316,119 +322,45 @@ class PassPlanServer(_ServerBase):
             if c not in known:
                 self.errors.append((c, why))
 
-    def _finish(self, *, done: bool) -> None:
-        r = self.cfg.lora.r
+    def _finish(self, *, done: bool) -> dict[int, bytes] | None:
         self.phase = "idle"
         self._session_errors()
         if done:
             self.cohort = set(self.plan_cohort)
-            adapters, G = [], []
-            for j in range(self.K):
-                if self.totals[j] <= 0 and self.state.adapters:
-                    adapters.append(self.state.adapters[j])
-                    G.append(self.state.G[j])
-                    continue
-                fac = {n: LayerFactors(B=B, A=A) for n, (B, A) in
-                       ((n, p.factors(r)) for n, p in self.plans[j].items())}
-                adapters.append(fac)
-                # The server never sees S_j, so what it accumulates is the
-                # rank-r estimate it just computed (the reference keeps S_j).
-                G.append({n: f.delta() for n, f in fac.items()})
-            self.state.adapters, self.state.G = adapters, G
-            self._new_heads(self.head_sums, self.totals)
+            prev = ClusterState(round=self.state.round, heads=self.state.heads, adapters=self.state.adapters,
+                                G=self.state.G)
+            new = self.book.result(prev, self.totals)
+            self.state.adapters, self.state.G, self.state.heads = new.adapters, new.G, new.heads
         else:
             self.cohort = set()
         self._close()
-
-
-class ExplicitServer(_ServerBase):
-    """The official code's server: per-client factors in, S_j formed explicitly, G_j += mean."""
-
-    def __init__(self, **kw) -> None:  # noqa: ANN003
-        super().__init__(**kw)
-        self.uploads: dict[int, ClientFactors] = {}
-
-    stage = "upload"
-
-    def begin_round(self, clients: Sequence[int]) -> dict[int, bytes]:
-        self.uploads = {}
-        return super().begin_round(clients)
-
-    def advance(self) -> None:
-        self.finish_round()
-
-    def receive(self, client: int, blob: bytes) -> None:
-        try:
-            msg = self.intake.accept(blob, ExplicitUpload, round=self.state.round, pass_idx=0,
-                                     sender=client, allowed=self.cohort)
-            self.sketches[client] = self._check_sketch(client, msg.sketch)
-            self.uploads[client] = self._factors(client, msg)
-        except RemoteProtocolError as exc:
-            if client in self.cohort:
-                self.drop(client, f"{type(exc).__name__}: {exc}")
-            raise
-
-    def _factors(self, sender: int, msg: ExplicitUpload) -> ClientFactors:
-        r = self.cfg.lora.r
-        layers, masks = {}, {}
-        if set(msg.rows) != set(self.shapes) or set(msg.B) != set(self.shapes) or set(msg.A) != set(self.shapes):
-            raise ShapeMismatch(f"sender {sender}: layers do not match the model", sender=sender)
-        for n, (o, i) in self.shapes.items():
-            rows, B, A = msg.rows[n].long(), msg.B[n], msg.A[n]
-            ok = (rows.dim() == 1 and B.shape == (rows.numel(), r) and A.shape == (r, i)
-                  and (rows.numel() == 0 or (rows.min() >= 0 and rows.max() < o))
-                  and rows.unique().numel() == rows.numel()
-                  and bool(torch.isfinite(B).all()) and bool(torch.isfinite(A).all()))
-            if not ok:
-                raise ShapeMismatch(f"sender {sender}: layer {n!r} has bad shapes or values", sender=sender)
-            full = torch.zeros(o, r)
-            full[rows] = B.to(torch.float32)
-            mask = torch.zeros(o, dtype=torch.bool)
-            mask[rows] = True
-            layers[n] = LayerFactors(B=full, A=A.to(torch.float32))
-            masks[n] = mask
-        head0 = self.state.heads[0]
-        if set(msg.head) != set(head0) or any(msg.head[k].shape != head0[k].shape for k in head0):
-            raise ShapeMismatch(f"sender {sender}: head does not match the model", sender=sender)
-        return ClientFactors(layers=layers, masks=masks, head={k: v.float() for k, v in msg.head.items()})
-
-    def finish_round(self) -> None:
-        ids = sorted(i for i in self.cohort if i in self.uploads)
-        for i in sorted(self.cohort - set(ids)):
-            self.drop(i, "no reply")
-        if ids:
-            clients = [self.uploads[i] for i in ids]
-            w = torch.tensor([self.weights(i) for i in ids], dtype=torch.float64)
-            S = dense_cluster_sums(clients, w, self.state.G)
-            adapters, G = [], []
-            fed, r = self.cfg.fed, self.cfg.lora.r
-            for j in range(self.K):
-                if float(w[:, j].sum()) <= 0 and self.state.adapters:
-                    adapters.append(self.state.adapters[j])
-                    G.append(self.state.G[j])
-                    continue
-                adapters.append({n: explicit_refactor(s.float(), r=r, q=r + fed.oversampling,
-                                                      niter=fed.power_iters,
-                                                      seed=derive_seed(self.cfg.seed, self.state.round, n,
-                                                                       "omega"))
-                                 for n, s in S[j].items()})
-                G.append({n: s.float() for n, s in S[j].items()})
-            self.state.adapters, self.state.G = adapters, G
-            totals = [float(w[:, j].sum()) for j in range(self.K)]
-            sums = [{k: sum(float(w[a, j]) * c.head[k] for a, c in enumerate(clients)) for k in clients[0].head}
-                    for j in range(self.K)]
-            self._new_heads(sums, totals)
-        self._close()
+        return None
 
 
 def make_server(*, cfg: RunConfig, state: ServerState, layer_shapes: dict[str, tuple[int, int]],
-                backend: SecureSum) -> _ServerBase:
+                backend: SecureSum, head_shapes: dict[str, tuple[int, ...]] | None = None
+                ) -> _ServerBase:
     if cfg.method != "fedhft":  # the comparison methods (fl/baselines.py)
         from .average import AverageServer, LocalServer
 
         if cfg.method in ("local", "central"):
             return LocalServer(cfg=cfg, state=state, layer_shapes=layer_shapes)
-        return AverageServer(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend)
+        if opens_on_client(backend):
+            raise ConfigError("secure.backend", f"method {cfg.method!r} is not wired to a backend whose sums "
+                              "only clients can open", "plaintext, masking")
+        return AverageServer(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend,
+                             head_shapes=head_shapes)
     if cfg.fed.server == "explicit":
+        if opens_on_client(backend):
+            raise ConfigError("fed.server", f"'explicit' receives every client's factors in clear; "
+                              f"it cannot run with secure.backend = {backend.name!r}", "passplan")
+        from .explicit import ExplicitServer  # builds on _ServerBase, so imported late
+
         return ExplicitServer(cfg=cfg, state=state, layer_shapes=layer_shapes)
-    return PassPlanServer(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend)
+    if opens_on_client(backend):
+        from .server_ckks import CkksPassServer  # builds on PassPlanServer, so imported late
+
+        return CkksPassServer(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend,
+                              head_shapes=head_shapes)
+    return PassPlanServer(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend,
+                          head_shapes=head_shapes)

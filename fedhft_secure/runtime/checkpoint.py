@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..exceptions import ConfigError
-from ..fl.server import ServerState
+from ..fl.server import RoundRecord, ServerState
 from ..model.lora import LayerFactors
 
 __all__ = ["save_checkpoint", "load_checkpoint", "write_json", "CHECKPOINT"]
@@ -37,7 +37,14 @@ def save_checkpoint(run_dir: Path, state: ServerState, results: dict[str, Any]) 
     for j, g in enumerate(state.G):
         for n, t in (g or {}).items():
             tensors[f"G/{j}/{n}"] = t.contiguous()
-    meta = {"round": str(state.round), "clusters": str(len(state.heads)), "results": json.dumps(results)}
+    for rec in state.log:  # ckks: the server's model state is these ciphertexts
+        for k, per in enumerate(rec.sums):
+            for j, blob in enumerate(per):
+                if blob is not None:
+                    tensors[f"log/{rec.round}/{k}/{j}"] = torch.frombuffer(bytearray(blob), dtype=torch.uint8)
+    log_meta = [{"round": r.round, "epoch": r.epoch, "totals": r.totals, "passes": len(r.sums)} for r in state.log]
+    meta = {"round": str(state.round), "clusters": str(state.probs.shape[1]), "results": json.dumps(results),
+            "log": json.dumps(log_meta), "synced": json.dumps({str(k): v for k, v in state.synced.items()})}
     tmp = run_dir / (CHECKPOINT + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     os.replace(tmp, run_dir / CHECKPOINT)
@@ -64,9 +71,17 @@ def load_checkpoint(run_dir: Path) -> tuple[ServerState, dict[str, Any]]:
         elif kind == "adapter":
             layer, part = name.rsplit("/", 1)
             adapters[int(j_s)].setdefault(layer, {})[part] = v
+        elif kind == "log":
+            continue
         elif kind == "G":
             G[int(j_s)] = {**(G[int(j_s)] or {}), name: v}
-    state = ServerState(round=int(meta["round"]), probs=t["probs"].numpy().copy(), heads=heads,
+    log = [RoundRecord(round=m["round"], epoch=m["epoch"], totals=m["totals"],
+                       sums=[[t[f"log/{m['round']}/{k}/{j}"].numpy().tobytes() if f"log/{m['round']}/{k}/{j}" in t
+                              else None for j in range(K)] for k in range(m["passes"])])
+           for m in json.loads(meta.get("log", "[]"))]
+    synced = {int(k): v for k, v in json.loads(meta.get("synced", "{}")).items()}
+    state = ServerState(round=int(meta["round"]), probs=t["probs"].numpy().copy(), heads=[h for h in heads if h],
+                        log=log, synced=synced,
                         adapters=[{n: LayerFactors(B=p["B"], A=p["A"]) for n, p in a.items()}
                                   for a in adapters] if any(adapters) else [],
                         G=G)

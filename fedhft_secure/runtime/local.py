@@ -16,18 +16,19 @@ import torch
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..config import RunConfig, config_from_dict, config_to_dict
-from ..exceptions import ConfigError, RemoteProtocolError
+from ..exceptions import ConfigError, LocalProtocolError, RemoteProtocolError
 from ..fl.client import Client
 from ..model.lora import LayerFactors
 from ..privacy.events import event_from_dict, event_to_dict
-from ..fl.server import ExplicitServer, PassPlanServer, ServerState, make_server
+from ..fl.explicit import ExplicitServer
+from ..fl.server import PassPlanServer, ServerState, make_server
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
 from .evaluate import evaluate_adapter, global_adapter, same_adapter
 from .export import save_adapter
 from .report import write_reports
 from .world import World, build_world
 
-__all__ = ["run", "exchange", "Fault", "Exchange"]
+__all__ = ["run", "exchange", "Fault", "Exchange", "member_view"]
 
 #: A test hook between sender and receiver: (stage, round, client, bytes) -> bytes to
 #: deliver, or None for a message that never arrives (a dropout).
@@ -174,7 +175,11 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
             raise ConfigError("--out", f"{out_dir} already holds a run", "a new folder, or --resume DIR")
         results = {"config": config_to_dict(cfg), "seed": cfg.seed, "rounds": []}
         state = None
-    world = make_world(cfg)
+    ckks = cfg.secure.backend == "ckks"
+    if ckks and make_world is not build_world:
+        raise ConfigError("secure.backend", "ckks runs in-process only for now (its keys are made per run)",
+                          "plaintext, masking")
+    world = build_world(cfg, keys_dir=out_dir / "keys") if ckks else make_world(cfg)
     if prepare is not None:  # e.g. the audit inserts its canaries
         prepare(world)
     for c in world.clients:  # a resumed client's ledger holds what it already spent
@@ -183,9 +188,11 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
                                if e["client"] == c.data.id]
     if state is None:
         state = ServerState.initial(num_clients=cfg.fed.num_clients, clusters=cfg.fed.clusters,
-                                    head=world.initial_head)
+                                    head=world.initial_head, plain=not ckks)
+    else:
+        state.synced.clear()  # the members restart with no state: they replay the server's log
     server = make_server(cfg=cfg, state=state, layer_shapes=world.layer_shapes,
-                         backend=world.backend)
+                         backend=world.backend, head_shapes={k: tuple(v.shape) for k, v in world.initial_head.items()})
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    disable=not progress)
     with bar:
@@ -200,7 +207,8 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
             t0 = time.perf_counter()
             reports, traffic, seconds = _round(world, server, fault, bar if progress else None, spent, exchange_fn)
             t1 = time.perf_counter()
-            scores = _evaluate(world, state, last=state.round >= cfg.fed.rounds)
+            model = member_view(world, state) if ckks else state
+            scores = _evaluate(world, model, last=state.round >= cfg.fed.rounds)
             seconds.update(eval=time.perf_counter() - t1, total=time.perf_counter() - t0)
             results["rounds"].append({
                 "round": rnd, "seconds": seconds,
@@ -229,9 +237,37 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
             bar.advance(rounds)
             if on_round_end:
                 on_round_end(rnd)
-    _export(world, state, out_dir)
+    _export(world, member_view(world, state) if ckks else state, out_dir)
     write_reports(out_dir)
     return results
+
+
+def member_view(world: World, state: ServerState) -> ServerState:
+    """``ckks``: the cluster model as the members derived it (the server holds only ciphertexts).
+
+    This is the release point of the run (evaluation, export). Every member that
+    is up to date must hold bit-identical state; anything else is a bug.
+    """
+    members = [c.member for c in world.clients if c.member is not None and c.member.state.round == state.round]
+    if not members:  # nobody took the last result: bring one member up to date from the log
+        m = world.clients[0].member
+        assert m is not None
+        from ..fl.messages import RoundLog, decode, encode
+        from ..fl.server_ckks import CkksPassServer
+
+        for rec in state.log[m.state.round:]:
+            m.apply(decode(encode(CkksPassServer.log_message(rec, 0)), RoundLog))
+        members = [m]
+    ref = members[0].state
+    for m in members[1:]:
+        if not _same_state(m.state, ref):
+            raise LocalProtocolError("members derived different cluster states from the same sums")
+    return ServerState(round=state.round, probs=state.probs, heads=ref.heads, adapters=ref.adapters, G=ref.G)
+
+
+def _same_state(a: Any, b: Any) -> bool:
+    return (len(a.adapters) == len(b.adapters) and all(_same(x, y) for x, y in zip(a.adapters, b.adapters))
+            and all(_same(x, y) for x, y in zip(a.heads, b.heads)))
 
 
 def _export(world: World, state: ServerState, out_dir: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,16 +15,20 @@ from ..algorithm.cluster import SketchProjector, flatten
 from ..config import RunConfig
 from ..data.partition import ClientSplit, assign_levels, dirichlet_partition, split_clients
 from ..data.sources import TextDataset, load_dataset, train_test_split
-from ..exceptions import DataError
+from ..exceptions import ConfigError, DataError
 from ..fl.client import Client, ClientData
+from ..fl.member import Member
 from ..model.base import Encoded, encode_texts, load_base_model, load_tokenizer
 from ..model.lora import head_state, inject_lora, lora_modules
 from ..crypto.sign import IdentityKey
 from ..secure.api import SecureSum, backend_for
+from ..secure.ckks import derive_params, generate_keys
+from ..secure.ckks.sum import CkksSum
+from .keyfiles import PUBLIC_NAME, SECRET_NAME, keygen, read_public, read_secret
 from ..privacy.ledger import ClientLedger
 from ..seeds import derive_seed
 
-__all__ = ["World", "build_world", "make_backend"]
+__all__ = ["World", "build_world", "make_backend", "ckks_backends"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -37,7 +42,7 @@ class World:
     clients: list[Client]
     layer_shapes: dict[str, tuple[int, int]]
     initial_head: dict[str, torch.Tensor]
-    backend: SecureSum
+    backend: SecureSum  # the server's (under ckks: the public bundle only)
 
 
 def make_backend(cfg: RunConfig) -> SecureSum:
@@ -48,6 +53,33 @@ def make_backend(cfg: RunConfig) -> SecureSum:
     return backend_for(s.backend, threat=s.threat, degree=s.neighbours, threshold=s.threshold,
                        bits=s.modulus_bits, clip=s.clip, seed=cfg.seed, max_bytes=s.max_message_bytes,
                        identities=identities, sparsity=s.sparsity)
+
+
+def ckks_backends(cfg: RunConfig, keys_dir: Path | None = None) -> tuple[CkksSum, list[CkksSum]]:
+    """The server's keyless CkksSum and one member CkksSum per client.
+
+    Keys: ``secure.ckks_keys`` (a keygen folder), else a fresh consortium key
+    written to ``keys_dir`` (kept for --resume) or, without one, held in memory.
+    """
+    s, n = cfg.secure, cfg.fed.num_clients
+    folder = Path(s.ckks_keys) if s.ckks_keys else keys_dir
+    if folder is not None and not s.ckks_keys and not (folder / PUBLIC_NAME).exists():
+        keygen(n, folder, derive_params(max_clients=n, value_bound=s.ckks_value_bound,
+                                        precision=s.ckks_precision, flood_bits=s.ckks_flood_bits))
+    if folder is None:
+        bundle = generate_keys(derive_params(max_clients=n, value_bound=s.ckks_value_bound,
+                                             precision=s.ckks_precision, flood_bits=s.ckks_flood_bits))
+        public, members = bundle.public(), [bundle] * n
+    else:
+        paths = [folder / SECRET_NAME.format(i=i) for i in range(n)]
+        if not (folder / PUBLIC_NAME).exists() or not all(p.exists() for p in paths):
+            raise ConfigError("secure.ckks_keys", f"{folder} lacks {PUBLIC_NAME} or a member file for "
+                              f"each of the {n} clients", "a folder from `fedhft-secure keygen --members N`")
+        public, members = read_public(folder / PUBLIC_NAME), [read_secret(p) for p in paths]
+    if public.params.max_clients < n:
+        raise ConfigError("secure.ckks_keys", f"keys sized for {public.params.max_clients} clients, the run "
+                          f"has {n}", f"keys from keygen with max_clients >= {n}")
+    return CkksSum(public=public), [CkksSum(secret=b) for b in members]
 
 
 def _layer_shapes(base: PreTrainedModel, cfg: RunConfig) -> dict[str, tuple[int, int]]:
@@ -64,7 +96,7 @@ def _layer_shapes(base: PreTrainedModel, cfg: RunConfig) -> dict[str, tuple[int,
     return shapes
 
 
-def build_world(cfg: RunConfig, only: Collection[int] | None = None) -> World:
+def build_world(cfg: RunConfig, only: Collection[int] | None = None, *, keys_dir: Path | None = None) -> World:
     """``only``: build just these clients (a Flower node builds its own; the Flower server none)."""
     torch.set_num_threads(cfg.threads)
     d = cfg.data
@@ -89,7 +121,11 @@ def build_world(cfg: RunConfig, only: Collection[int] | None = None) -> World:
     head = head_state(base)
     projector = SketchProjector(seed=derive_seed(cfg.seed, "sketch"), n=flatten(head).numel(),
                                 d=cfg.fed.sketch_dim)
-    backend = make_backend(cfg)
+    if cfg.secure.backend == "ckks":
+        backend, member_backends = ckks_backends(cfg, keys_dir)
+    else:
+        backend = make_backend(cfg)
+        member_backends = [backend] * cfg.fed.num_clients
 
     def enc(sub: TextDataset) -> Encoded:
         return encode_texts(tok, sub.texts, sub.labels, d.max_length)
@@ -101,8 +137,11 @@ def build_world(cfg: RunConfig, only: Collection[int] | None = None) -> World:
         train = pool.subset(sp.train)
         data = ClientData(id=i, level=levels[i], train=enc(train), val=enc(pool.subset(sp.val)),
                           majority_label=int(np.bincount(train.labels, minlength=ds.num_labels).argmax()))
-        clients.append(Client(data=data, cfg=cfg, base=base, backend=backend, projector=projector,
-                              ledger=_ledger(cfg, i, len(data.train))))
+        mb = member_backends[i]
+        member = Member(backend=mb, cfg=cfg, shapes=shapes, head=head, count_floor=mb.error_bound) \
+            if isinstance(mb, CkksSum) else None
+        clients.append(Client(data=data, cfg=cfg, base=base, backend=mb, projector=projector,
+                              ledger=_ledger(cfg, i, len(data.train)), member=member))
     majority = int(np.bincount(pool.labels, minlength=ds.num_labels).argmax())
     return World(cfg=cfg, dataset=ds, test=enc(test), majority_label=majority, base=base, tokenizer=tok,
                  clients=clients, layer_shapes=shapes, initial_head=head, backend=backend)

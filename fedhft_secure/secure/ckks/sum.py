@@ -1,4 +1,10 @@
-"""``CkksSum``: SecureSum on CKKS, plus the client-side ``open_sum`` step."""
+"""``CkksSum``: SecureSum on CKKS, plus the client-side ``open_sum`` step.
+
+The server session's ``sums()`` are ciphertexts (``{"ckks/sum": bytes}`` per
+cluster): the pass-plan server forwards them and the members open them
+(``opens_on_client``). No extra stage, no recovery: a client that drops is
+simply not in the sum.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,9 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from ...exceptions import MalformedCiphertext, MissingKey, ShapeMismatch
-from ..api import Contribution, Expected, Tensors
+from ...exceptions import MalformedCiphertext, MissingKey, RemoteProtocolError, ShapeMismatch
+from ..api import (BACKENDS, ClientSession, Contribution, Expected, SecureSum, ServerSession, SessionInfo,
+                   Tensors)
 from .backend import CkksClient, CkksServer
 from .keys import PublicBundle, SecretBundle
 from .packing import Layout, layout_for
@@ -32,12 +39,8 @@ def _to_bytes(t: torch.Tensor, sender: int | None) -> bytes:
     return t.numpy().tobytes()
 
 
-class CkksSum:
+class CkksSum(SecureSum):
     """A sum whose ``server_sum`` returns ciphertexts the server cannot read.
-
-    Not yet a registered ``secure.backend``: the round in which clients run
-    the pass plan's linear algebra on opened sums (DESIGN §2) is the part of
-    issue 5 still to be wired; until then this is used directly.
 
     Client: for every cluster j with p_ij > 0 it multiplies its shared and
     cluster-j vectors by p_ij, packs them densely (one layout per pass, the
@@ -59,6 +62,22 @@ class CkksSum:
     def __init__(self, *, secret: SecretBundle | None = None, public: PublicBundle | None = None) -> None:
         self.client = CkksClient(secret) if secret is not None else None
         self.server = CkksServer(public) if public is not None else None
+
+    @property
+    def error_bound(self) -> float:
+        """Largest |error| of an opened sum value (decryption error plus flooding)."""
+        party = self.client or self.server
+        if party is None:
+            raise MissingKey("the ckks backend was built without key material")
+        return party.params.error_bound + party.params.flood_bound
+
+    def server_session(self, info: SessionInfo) -> ServerSession:
+        if self.server is None:
+            raise MissingKey("a server session needs the public bundle (CkksSum(public=...))")
+        return _Server(self, info)
+
+    def client_session(self, me: int, round: int, rows: Mapping[str, object] | None = None) -> ClientSession:
+        return _Client(self)
 
     def layout(self, expected: Expected) -> Layout:
         party = self.client or self.server
@@ -108,3 +127,63 @@ class CkksSum:
             raise MalformedCiphertext(f"cluster {cluster}: unexpected frames {sorted(summed)[:4]}")
         return self.client.decrypt(_to_bytes(summed[SUM_KEY], None), layout=self.layout(expected))
 
+
+
+class _Server(ServerSession):
+    """Checks each payload as it arrives; adds the ciphertexts of the contributors at ``end_inputs``."""
+
+    def __init__(self, backend: CkksSum, info: SessionInfo) -> None:
+        self.backend, self.info = backend, info
+        self._alive = set(info.cohort)
+        self.blobs: dict[int, dict[int, bytes]] = {}
+        self.result: list[Tensors] | None = None
+        self.errors: list[tuple[int, str]] = []
+
+    @property
+    def contributors(self) -> set[int]:
+        return set(self.blobs) & self._alive
+
+    def begin_pass(self, pass_seq: int, *, slot: int, expected: Expected) -> None:
+        self.expected, self.layout = expected, self.backend.layout(expected)
+        self.blobs, self.result = {}, None
+
+    def add_payload(self, client: int, payload: Tensors) -> None:
+        assert self.backend.server is not None
+        try:
+            w = self.info.weights[client]
+            wanted = {payload_key(j) for j in range(self.info.clusters) if w[j] > 0}
+            if set(payload) != wanted:
+                raise ShapeMismatch(f"sender {client}: ciphertexts {sorted(set(payload) ^ wanted)[:4]} "
+                                    f"missing or unexpected", sender=client)
+            blobs = {j: _to_bytes(payload[payload_key(j)], client) for j in range(self.info.clusters) if w[j] > 0}
+            for blob in blobs.values():
+                self.backend.server.check(blob, layout=self.layout, sender=client)
+        except RemoteProtocolError:
+            self._alive.discard(client)
+            raise
+        self.blobs[client] = blobs
+
+    def end_inputs(self) -> None:
+        assert self.backend.server is not None
+        self._alive &= set(self.blobs)
+        out: list[Tensors] = []
+        for j in range(self.info.clusters):
+            blobs = {c: b[j] for c, b in self.blobs.items() if c in self._alive and j in b}
+            out.append({SUM_KEY: _to_tensor(self.backend.server.weighted_sum(blobs, layout=self.layout))}
+                       if blobs else {})
+        self.result = out
+
+    def sums(self) -> list[Tensors] | None:
+        return self.result
+
+
+class _Client(ClientSession):
+    def __init__(self, backend: CkksSum) -> None:
+        self.backend = backend
+
+    def payload(self, contribution: Contribution, *, slot: int, weights: Sequence[float],
+                expected: Expected) -> Tensors:
+        return self.backend.client_payload(contribution, weights=weights)
+
+
+BACKENDS[CkksSum.name] = CkksSum
