@@ -191,6 +191,10 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
                 break
             t0 = time.perf_counter()
             reports, traffic, seconds = _round(world, server, fault, bar if progress else None, spent)
+            left = len({c for c, _ in server.errors if c >= 0})  # distributed noise: fewer contributors
+            for c in world.clients:
+                if c.ledger is not None:
+                    c.ledger.settle_distributed(rnd, dropped=left)
             t1 = time.perf_counter()
             scores = _evaluate(world, state, last=state.round >= cfg.fed.rounds)
             seconds.update(eval=time.perf_counter() - t1, total=time.perf_counter() - t0)
