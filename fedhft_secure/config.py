@@ -200,6 +200,9 @@ class RunConfig:
             if self.secure.backend != "masking":
                 raise ConfigError("secure.backend", f"{self.secure.backend!r} with privacy.distributed_noise > 0 "
                                   "(the noise lives inside the masked integer sum)", "masking")
+            if self.secure.sparsity != "dense":
+                raise ConfigError("secure.sparsity", f"{self.secure.sparsity!r} with privacy.distributed_noise > 0 "
+                                  "(a row held by fewer clients would carry less of the split noise)", "dense")
             if pv.distributed_clip <= 0:
                 raise ConfigError("privacy.distributed_clip", "must be > 0 when privacy.distributed_noise > 0")
             # Headroom of the modulus for the noise tail, at the smallest cohort (2 clients); the same

@@ -126,6 +126,8 @@ def test_config_checks_backend_and_headroom():
         load_config(None, ["privacy.distributed_noise=2.0"])
     with pytest.raises(ConfigError, match="privacy.distributed_noise"):
         load_config(None, ['secure.backend="masking"', "privacy.distributed_noise=50.0"])
+    with pytest.raises(ConfigError, match="secure.sparsity.*allowed: dense"):
+        load_config(None, ['secure.backend="masking"', 'secure.sparsity="reveal-rows"', "privacy.distributed_noise=2.0"])
     assert TAIL == 9.0  # config.py repeats this constant in its headroom check
     assert load_config(None, []).privacy.distributed_noise == 0.0  # off by default
 
