@@ -128,6 +128,13 @@ def test_config_checks_backend_and_headroom():
         load_config(None, ['secure.backend="masking"', "privacy.distributed_noise=50.0"])
     with pytest.raises(ConfigError, match="secure.sparsity.*allowed: dense"):
         load_config(None, ['secure.backend="masking"', 'secure.sparsity="reveal-rows"', "privacy.distributed_noise=2.0"])
+    from pathlib import Path
+
+    from fedhft_secure.threat import check_config, load_threat_model
+    model = load_threat_model(Path(__file__).resolve().parents[1] / "threat_models" / "distributed-dp-server.toml")
+    with pytest.raises(ConfigError, match="privacy.distributed_noise"):
+        check_config(load_config(None, ['secure.backend="masking"']), model)
+    check_config(load_config(None, ['secure.backend="masking"', "privacy.distributed_noise=2.0"]), model)
     assert TAIL == 9.0  # config.py repeats this constant in its headroom check
     assert load_config(None, []).privacy.distributed_noise == 0.0  # off by default
 
