@@ -51,7 +51,7 @@ def test_pmf_known_values():
 
 def test_exact_sampler_matches_the_pmf():
     rng = random.Random(1)  # any randrange source; the default is secrets.SystemRandom
-    draws = np.array([sample_exact(Fraction(2), rng=rng) for _ in range(6000)])
+    draws = np.array([sample_exact(sigma2=Fraction(2), rng=rng) for _ in range(6000)])
     x, p = dgauss_pmf(math.sqrt(2))
     for v in range(-3, 4):
         assert np.mean(draws == v) == pytest.approx(p[x == v][0], abs=0.02)
@@ -60,28 +60,29 @@ def test_exact_sampler_matches_the_pmf():
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 3.0, 1e4])
 def test_fast_sampler_moments(sigma):
-    z = discrete_gaussian(200_000, sigma)
+    z = discrete_gaussian(200_000, sigma=sigma)
     assert z.dtype == np.int64
     assert abs(z.mean()) < 5 * math.sqrt(dgauss_variance(sigma) / z.size)
     assert z.var() == pytest.approx(dgauss_variance(sigma), rel=0.02)
 
 
 def test_fast_sampler_matches_the_pmf_and_uses_its_entropy_source():
-    z = discrete_gaussian(100_000, 1.5)
+    z = discrete_gaussian(100_000, sigma=1.5)
     x, p = dgauss_pmf(1.5)
     for v in range(-4, 5):
         assert np.mean(z == v) == pytest.approx(p[x == v][0], abs=0.006)
-    a, b = discrete_gaussian(50, 3.0, entropy=_counter_entropy()), discrete_gaussian(50, 3.0, entropy=_counter_entropy())
+    a = discrete_gaussian(50, sigma=3.0, entropy=_counter_entropy())
+    b = discrete_gaussian(50, sigma=3.0, entropy=_counter_entropy())
     assert np.array_equal(a, b)  # all randomness comes from the injected source (OS by default)
-    assert not np.array_equal(discrete_gaussian(50, 3.0), discrete_gaussian(50, 3.0))
+    assert not np.array_equal(discrete_gaussian(50, sigma=3.0), discrete_gaussian(50, sigma=3.0))
     with pytest.raises(LocalProtocolError):
-        discrete_gaussian(3, 0.0)
+        discrete_gaussian(3, sigma=0.0)
 
 
 def test_sum_of_n_client_shares_has_the_target_variance():
     """50 clients each add N_Z(0, sigma²/50): the sum's variance is sigma² (within sampling error)."""
     n, sigma, coords = 50, 40.0, 40_000
-    total = sum(discrete_gaussian(coords, sigma / math.sqrt(n)) for _ in range(n))
+    total = sum(discrete_gaussian(coords, sigma=sigma / math.sqrt(n)) for _ in range(n))
     # var of a sample variance: 2 sigma^4 / coords -> 0.7% relative std; allow 4%
     assert total.var() == pytest.approx(sigma ** 2, rel=0.04)
     assert abs(total.mean()) < 5 * sigma / math.sqrt(coords)
@@ -99,7 +100,7 @@ def test_fifty_clients_fit_in_20_bits(noise):
     worst = np.zeros(dim)
     worst[0] = clip
     enc = [np.floor(worst * scale + rng.random(dim)).astype(np.int64)
-           + discrete_gaussian(dim, noise * clip * scale / math.sqrt(n)) for _ in range(n)]
+           + discrete_gaussian(dim, sigma=noise * clip * scale / math.sqrt(n)) for _ in range(n)]
     exact = np.sum(enc, axis=0)
     mod = 1 << 20
     wrapped = np.sum([e % mod for e in enc], axis=0) % mod
@@ -151,7 +152,7 @@ def test_kls_bound_reduces_to_a_gaussian_multiplier():
     rdp = kls_rdp([2.0, 8.0], l2=sensitivity(clip=clip, scale=scale, dim=dim), sigma=sigma, m=n, dim=dim)
     assert rdp == pytest.approx([2.0 / (2 * z * z), 8.0 / (2 * z * z)], rel=1e-9)
     # at tiny sigma the tau term matters, and below 1/2 there is no claim
-    assert kls_tau(0.6, 50) > 1e-3 and kls_tau(5.0, 50) < 1e-100
+    assert kls_tau(sigma=0.6, m=50) > 1e-3 and kls_tau(sigma=5.0, m=50) < 1e-100
     assert effective_multiplier(clip=1.0, noise=1e-6, scale=1.0, cohort=2, contributors=2, dim=4) == 0.0
 
 

@@ -74,7 +74,7 @@ def _discrete_laplace(t: int, rng: _IntSource) -> int:
         return -x if negative else x
 
 
-def sample_exact(sigma2: Fraction | int, *, rng: _IntSource | None = None) -> int:
+def sample_exact(*, sigma2: Fraction | int, rng: _IntSource | None = None) -> int:
     """One exact draw of N_Z(0, sigma2) for a rational variance parameter sigma2 > 0 (CKS Algorithm 3)."""
     sigma2 = Fraction(sigma2)
     if sigma2 <= 0:
@@ -94,7 +94,7 @@ def _uniform(n: int, entropy: Callable[[int], bytes]) -> np.ndarray:
     return (bits.astype(np.float64) + 1.0) * 2.0 ** -53
 
 
-def discrete_gaussian(size: int, sigma: float, *, entropy: Callable[[int], bytes] = os.urandom) -> np.ndarray:
+def discrete_gaussian(size: int, *, sigma: float, entropy: Callable[[int], bytes] = os.urandom) -> np.ndarray:
     """``size`` independent draws of N_Z(0, sigma^2) as int64, from OS entropy (see module doc)."""
     if not sigma > 0 or not math.isfinite(sigma):
         raise LocalProtocolError(f"discrete Gaussian needs a finite sigma > 0, got {sigma}")

@@ -47,7 +47,7 @@ __all__ = ["kls_tau", "kls_rdp", "sensitivity", "effective_multiplier", "ddp_eps
 ORDERS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [128, 256]
 
 
-def kls_tau(sigma: float, m: int) -> float:
+def kls_tau(*, sigma: float, m: int) -> float:
     """τ of KLS Theorem 1 for m contributors with local std ``sigma`` (integer units)."""
     return 10.0 * sum(math.exp(-2 * math.pi ** 2 * sigma ** 2 * k / (k + 1)) for k in range(1, m))
 
@@ -62,7 +62,7 @@ def kls_rdp(orders: Sequence[float], *, l2: float, sigma: float, m: int, dim: in
     """RDP at ``orders`` of one sum of m clients' N_Z(0, sigma^2) noise, sensitivities in integer units."""
     if sigma < 0.5:
         return np.full(len(orders), np.inf)  # outside the theorem: no claim
-    tau = kls_tau(sigma, m)
+    tau = kls_tau(sigma=sigma, m=m)
     l1 = math.sqrt(dim) * l2 if l1 is None else l1
     s = math.sqrt(m) * sigma
     out = []
@@ -81,7 +81,7 @@ def effective_multiplier(*, clip: float, noise: float, scale: float, cohort: int
     if noise <= 0 or sigma < 0.5:
         return 0.0
     l2 = sensitivity(clip=clip, scale=scale, dim=dim)
-    return 1.0 / (l2 / (math.sqrt(m) * sigma) + kls_tau(sigma, m) * math.sqrt(dim))
+    return 1.0 / (l2 / (math.sqrt(m) * sigma) + kls_tau(sigma=sigma, m=m) * math.sqrt(dim))
 
 
 def ddp_epsilon(*, clip: float, noise: float, scale: float, cohort: int, contributors: int, dim: int,

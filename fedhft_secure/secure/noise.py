@@ -96,7 +96,7 @@ class DistributedNoise:
             x = x * (self.clip / norm)
         y = codec.encode(x, uniform)
         sigma = self.noise * self.clip * codec.scale / math.sqrt(max(cohort, 1))
-        z = discrete_gaussian(y.size, sigma, entropy=self.entropy)
+        z = discrete_gaussian(y.size, sigma=sigma, entropy=self.entropy)
         self.applied.append(NoiseApplied(cluster=cluster, cohort=cohort, dim=int(y.size), scale=codec.scale,
                                          sigma_local=sigma))
         return y + z.astype(codec.dtype)  # two's complement: adds z mod 2^bits
