@@ -1,7 +1,11 @@
 """Final accuracy against the DP-SGD budget: epsilon in {1, 3, 8, inf} on the default dataset.
 
-Prints a table, writes the figures with --json PATH and an SVG plot with --plot PATH.
---quick: 4 clients, 240 training examples, 2 rounds, 1 local epoch (a few minutes on 2 cores).
+Prints a table, writes the figures with --json PATH and an SVG plot with --plot PATH (default:
+the JSON path with .svg).
+--quick: 2 clients with 400 examples each (320 train), 2 rounds of 2 local epochs at lr 5e-3, one
+cluster: the smallest setting found that clearly learns at epsilon = inf (0.76 vs majority 0.56 in
+one run; 4 clients x 60 examples x 1 epoch stayed at the majority baseline). About 3 minutes per
+epsilon on 2 idle cores.
 """
 
 from __future__ import annotations
@@ -18,8 +22,8 @@ from fedhft_secure.privacy.svg import line_chart
 from fedhft_secure.runtime import run
 
 EPSILONS = [1.0, 3.0, 8.0, float("inf")]
-QUICK = ["fed.num_clients=4", "data.train_size=240", "data.test_size=200", "fed.rounds=2",
-         "train.local_epochs=1", "fed.clusters=1", "fed.warmup_rounds=0"]
+QUICK = ["fed.num_clients=2", "data.train_size=800", "data.test_size=300", "fed.rounds=2",
+         "train.local_epochs=2", "train.lr=0.005", "fed.clusters=1", "fed.warmup_rounds=0"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,13 +61,14 @@ def main(argv: list[str] | None = None) -> int:
     out = {"quick": args.quick, "overrides": args.overrides, "rows": rows}
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
-    if args.plot:
+    plot = args.plot or (str(Path(args.json).with_suffix(".svg")) if args.json else None)
+    if plot:
         xs = list(range(len(rows)))
         svg = line_chart([("test accuracy", xs, [r["test_accuracy"] for r in rows]),
                           ("majority", xs, [r["majority_accuracy"] for r in rows])],
-                         title="accuracy at epsilon 1, 3, 8, inf (x = index)", xlabel="epsilon index",
-                         ylabel="accuracy")
-        Path(args.plot).write_text(svg)
+                         title="final test accuracy at target epsilon 1, 3, 8, inf (x = 0..3)",
+                         xlabel="target epsilon: 0 = 1, 1 = 3, 2 = 8, 3 = inf", ylabel="accuracy")
+        Path(plot).write_text(svg)
     return 0
 
 

@@ -148,6 +148,12 @@ class PrivacyConfig:
     sketch_clip: float = opt(0.05, "L2 clip C of the clustering sketch", min=0.0)
     sketch_noise: float = opt(0.0, "Gaussian noise of the sketch, std = sketch_noise * sketch_clip "
                               "(0 = sketch sent in clear, unaccounted)", min=0.0)
+    distributed_noise: float = opt(0.0, "distributed DP inside the masked sum: every cluster sum carries discrete "
+                                   "Gaussian noise of std distributed_noise * distributed_clip per coordinate, "
+                                   "split over its contributors (0 = off; needs secure.backend = masking)",
+                                   min=0.0)
+    distributed_clip: float = opt(1.0, "L2 clip of a client's weighted pass vector for one cluster sum "
+                                  "when distributed_noise > 0", min=0.0)
 
 
 @dataclass(**FROZEN)
@@ -197,6 +203,23 @@ class RunConfig:
             raise ConfigError("privacy.max_grad_norm", "must be > 0 with DP-SGD on")
         if pv.sketch_noise > 0 and pv.sketch_clip <= 0:
             raise ConfigError("privacy.sketch_clip", "must be > 0 when privacy.sketch_noise > 0")
+        if pv.distributed_noise > 0:
+            if self.secure.backend != "masking":
+                raise ConfigError("secure.backend", f"{self.secure.backend!r} with privacy.distributed_noise > 0 "
+                                  "(the noise lives inside the masked integer sum)", "masking")
+            if self.secure.sparsity != "dense":
+                raise ConfigError("secure.sparsity", f"{self.secure.sparsity!r} with privacy.distributed_noise > 0 "
+                                  "(a row held by fewer clients would carry less of the split noise)", "dense")
+            if pv.distributed_clip <= 0:
+                raise ConfigError("privacy.distributed_clip", "must be > 0 when privacy.distributed_noise > 0")
+            # Headroom of the modulus for the noise tail, at the smallest cohort (2 clients); the same
+            # bound as secure.noise.headroom_ok with TAIL = 9 standard deviations.
+            c, clip_inf = pv.distributed_clip, self.secure.clip
+            if 9.0 * pv.distributed_noise * c > 2 * (clip_inf + 1 - min(c, clip_inf)):
+                raise ConfigError("privacy.distributed_noise", f"{pv.distributed_noise} x distributed_clip {c}: "
+                                  f"the noise tail overflows sums encoded for secure.clip {clip_inf}",
+                                  f"<= {2 * (clip_inf + 1 - min(c, clip_inf)) / (9.0 * c):.4g}, "
+                                  "or raise secure.clip")
         if not self.lora.targets:
             raise ConfigError("lora.targets", "is empty", "module names such as query, value")
 

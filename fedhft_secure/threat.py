@@ -28,5 +28,7 @@ def check_config(cfg: RunConfig, model: dict[str, Any]) -> None:
     if "threat" in req and cfg.secure.threat != req["threat"]:
         raise ConfigError("secure.threat", f"{cfg.secure.threat!r} does not match threat model {name!r}",
                           req["threat"])
+    if req.get("distributed_noise") and cfg.privacy.distributed_noise <= 0:
+        raise ConfigError("privacy.distributed_noise", f"threat model {name!r} requires distributed noise", "> 0")
     if req.get("signed_keys") and not cfg.secure.signed_keys:
         raise ConfigError("secure.signed_keys", f"threat model {name!r} requires signed key adverts", "true")

@@ -95,6 +95,9 @@ def answer_baseline(client: "Client", req: PassRequest) -> bytes:
     expected = Expected(shared={n: tuple(t.shape) for n, t in shared.items()}, per_cluster={}, row_layers={})
     payload = client.session.payload(Contribution(shared=shared, per_cluster={}), slot=0, weights=[1.0],
                                      expected=expected)
+    noise = getattr(client.session, "noise", None)  # distributed DP: what went into the sum, for the ledger
+    if noise is not None and client.ledger is not None:
+        client.ledger.record_distributed(noise.take(), client.round)
     reply = PassReply(round=client.round, pass_idx=req.pass_idx, sender=client.data.id, payload=payload, sketch={})
     return encode(reply, cfg.secure.max_message_bytes)
 

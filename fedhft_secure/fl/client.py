@@ -257,6 +257,9 @@ class Client:
         assert self.session is not None
         payload = self.session.payload(Contribution(shared=shared, per_cluster=per), slot=req.plan_pass,
                                        weights=req.probs, expected=_expected(shared, per, row_layers))
+        noise = getattr(self.session, "noise", None)  # distributed DP: what went into the sums, for the ledger
+        if noise is not None and self.ledger is not None:
+            self.ledger.record_distributed(noise.take(), self.round)
         reply = PassReply(round=self.round, pass_idx=req.pass_idx, sender=self.data.id, payload=payload,
                           sketch={"v": self.sketch} if first else {})
         return encode(reply, self.cfg.secure.max_message_bytes)

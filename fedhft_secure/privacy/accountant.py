@@ -15,7 +15,7 @@ import numpy as np
 from opacus.accountants import PRVAccountant, RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, LocalProtocolError
 from .events import PrivacyEvent
 
 __all__ = ["Accountant", "ACCOUNTANTS", "accountant_for", "calibrate_noise"]
@@ -35,6 +35,9 @@ class _Opacus:
         self._cls = cls
 
     def epsilon(self, events: Sequence[PrivacyEvent], *, delta: float) -> float:
+        unsound = sorted({e.mechanism for e in events if self.name not in getattr(e, "accountants", (self.name,))})
+        if unsound:
+            raise LocalProtocolError(f"the {self.name} accountant is not sound for {', '.join(unsound)}")
         history = [c for e in events for c in e.compositions() if c[2] > 0 and c[1] > 0]
         if not history:
             return 0.0

@@ -7,15 +7,16 @@ stake); the runtime reads the ledger to write the epsilon report.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
 from ..config import PrivacyConfig
 from ..model.lora import LayerFactors
 from .accountant import accountant_for, calibrate_noise
+from ..secure.noise import NoiseApplied
 from .dpsgd import dp_schedule
-from .events import DpSgdTrained, PrivacyEvent, SketchReleased
+from .events import DistributedNoiseAdded, DpSgdTrained, PrivacyEvent, SketchReleased
 from .sketch import protect_sketch
 
 __all__ = ["ClientLedger", "private_row_scores"]
@@ -74,6 +75,20 @@ class ClientLedger:
 
     def record(self, event: PrivacyEvent) -> None:
         self.events.append(event)
+
+    def record_distributed(self, applied: Sequence[NoiseApplied], round: int) -> None:
+        """The vectors of one pass went into cluster sums with distributed noise: one event."""
+        if applied:
+            cohort = min(a.cohort for a in applied)
+            self.record(DistributedNoiseAdded(client=self.client, round=round, noise=self.cfg.distributed_noise,
+                                              clip=self.cfg.distributed_clip, sums=len(applied), cohort=cohort,
+                                              contributors=cohort, dim=max(a.dim for a in applied),
+                                              scale=min(a.scale for a in applied)))
+
+    def settle_distributed(self, round: int, *, dropped: int) -> None:
+        """``dropped`` clients left during ``round``: charge its sums at cohort - dropped contributors."""
+        self.events = [replace(e, contributors=max(1, e.cohort - dropped))
+                       if isinstance(e, DistributedNoiseAdded) and e.round == round else e for e in self.events]
 
     def release_sketch(self, v: torch.Tensor, round: int) -> torch.Tensor:
         cfg = self.cfg

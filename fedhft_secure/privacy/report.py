@@ -27,6 +27,9 @@ def _finite(x: float) -> float | None:
 
 def _mechanism(name: str, events: Sequence[PrivacyEvent], *, delta: float, accountant: str,
                rounds: list[int]) -> dict[str, Any]:
+    sound = getattr(EVENT_TYPES[name], "accountants", tuple(ACCOUNTANTS))
+    if accountant not in sound:  # e.g. PRV for the distributed discrete Gaussian: only RDP is proven
+        accountant = sound[0]
     acc = accountant_for(accountant)
     comps = [c for e in events for c in e.compositions()]
     sigmas = sorted({c[0] for c in comps})
@@ -42,7 +45,9 @@ def _mechanism(name: str, events: Sequence[PrivacyEvent], *, delta: float, accou
         "other_accountants": {},
     }
     for other in ACCOUNTANTS:
-        if other != accountant:
+        if other != accountant and other not in sound:
+            out["other_accountants"][other] = "not applicable: no bound of this mechanism in its terms"
+        elif other != accountant:
             try:
                 out["other_accountants"][other] = ACCOUNTANTS[other].epsilon(events, delta=delta)
             except Exception as exc:  # noqa: BLE001 - an accountant outside its numeric range
@@ -52,6 +57,10 @@ def _mechanism(name: str, events: Sequence[PrivacyEvent], *, delta: float, accou
         out["max_grad_norm"] = first.max_grad_norm  # type: ignore[union-attr]
     if hasattr(first, "clip"):
         out["clip"], out["noise_std"] = first.clip, first.noise * first.clip  # type: ignore[union-attr]
+    if hasattr(first, "cohort"):  # distributed noise: the cohort it was split over and who was charged
+        out["cohort_min"] = min(e.cohort for e in events)  # type: ignore[union-attr]
+        out["contributors_min"] = min(e.contributors for e in events)  # type: ignore[union-attr]
+        out["bound"] = "Kairouz-Liu-Steinke 2021 Prop. 14 (Gaussian-equivalent line), composed in RDP"
     return out
 
 

@@ -206,6 +206,10 @@ def run(cfg: RunConfig | None, out_dir: Path, *, resume: bool = False, progress:
                 break
             t0 = time.perf_counter()
             reports, traffic, seconds = _round(world, server, fault, bar if progress else None, spent, exchange_fn)
+            left = len({c for c, _ in server.errors if c >= 0})  # distributed noise: fewer contributors
+            for c in world.clients:
+                if c.ledger is not None:
+                    c.ledger.settle_distributed(rnd, dropped=left)
             t1 = time.perf_counter()
             model = member_view(world, state) if ckks else state
             scores = _evaluate(world, model, last=state.round >= cfg.fed.rounds)

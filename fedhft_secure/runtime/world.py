@@ -52,7 +52,9 @@ def make_backend(cfg: RunConfig) -> SecureSum:
     identities = {i: IdentityKey.generate() for i in range(cfg.fed.num_clients)} if s.signed_keys else None
     return backend_for(s.backend, threat=s.threat, degree=s.neighbours, threshold=s.threshold,
                        bits=s.modulus_bits, clip=s.clip, seed=cfg.seed, max_bytes=s.max_message_bytes,
-                       identities=identities, sparsity=s.sparsity)
+                       identities=identities, sparsity=s.sparsity,
+                       **({"distributed_noise": (cfg.privacy.distributed_clip, cfg.privacy.distributed_noise)}
+                          if cfg.privacy.distributed_noise > 0 else {}))
 
 
 def ckks_backends(cfg: RunConfig, keys_dir: Path | None = None) -> tuple[CkksSum, list[CkksSum]]:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from ...crypto.sign import IdentityKey
 from ...seeds import derive_seed
+from ..noise import DistributedNoise
 from ..api import BACKENDS, ClientSession, SecureSum, ServerSession, SessionInfo
 from .client import MaskingClient
 from .params import derive_params
@@ -37,7 +38,10 @@ class MaskingSum(SecureSum):
 
     def __init__(self, *, threat: str = "honest-but-curious", degree: int = 0, threshold: int = 0,
                  bits: int = 32, clip: float = 64.0, seed: int = 0, max_bytes: int = 64 * 2**20,
-                 identities: Mapping[int, IdentityKey] | None = None, sparsity: str = "dense") -> None:
+                 identities: Mapping[int, IdentityKey] | None = None, sparsity: str = "dense",
+                 distributed_noise: tuple[float, float] | None = None) -> None:
+        """``distributed_noise``: (L2 clip, noise) of the distributed discrete Gaussian, None = off."""
+        self.distributed_noise = distributed_noise
         self.threat, self.degree, self.threshold = threat, degree, threshold
         self.bits, self.clip, self.seed, self.max_bytes = bits, clip, seed, max_bytes
         self.identities = identities
@@ -59,7 +63,9 @@ class MaskingSum(SecureSum):
     def client_session(self, me: int, round: int, rows: Mapping[str, object] | None = None) -> ClientSession:
         return MaskingClient(me, round=round, identity=self.identities.get(me) if self.identities else None,
                              roster=self.roster, max_bytes=self.max_bytes,
-                             rows=rows if self.reveal_rows else None)
+                             rows=rows if self.reveal_rows else None,
+                             noise=None if self.distributed_noise is None else
+                             DistributedNoise(clip=self.distributed_noise[0], noise=self.distributed_noise[1]))
 
 
 BACKENDS[MaskingSum.name] = MaskingSum

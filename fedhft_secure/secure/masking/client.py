@@ -28,6 +28,7 @@ from ...crypto.sign import IdentityKey, verify
 from ...exceptions import MalformedMessage, PolicyViolation, ReplayedMessage, ShapeMismatch, WrongRound
 from ...wire import SERVER, decode, encode
 from ..api import ClientSession, Contribution, Expected, Tensors
+from ..noise import DistributedNoise
 from .masks import flatten, layout, pair_seed, self_seed, stream, support
 from .messages import (NEXT, ForwardedShares, KeyAdvert, KeyDirectory, KeySetup, SharesHeld, ShareBundle, Stage,
                        SurvivorList, SurvivorSignature, UnmaskReply, UnmaskRequest)
@@ -61,9 +62,11 @@ class MaskingClient(ClientSession):
     def __init__(self, me: int, *, round: int, identity: IdentityKey | None = None,
                  roster: Mapping[int, bytes] | None = None, max_bytes: int = 64 * 2**20,
                  entropy: Callable[[int], bytes] = os.urandom,
-                 rows: Mapping[str, np.ndarray] | None = None) -> None:
+                 rows: Mapping[str, np.ndarray] | None = None, noise: DistributedNoise | None = None) -> None:
         """``entropy`` gives every secret (keys, seeds, Shamir coefficients, nonces, rounding);
-        the OS by default — a deterministic source only for known-answer vectors."""
+        the OS by default — a deterministic source only for known-answer vectors.
+        ``noise``: distributed DP (privacy.distributed_noise), None = off."""
+        self.noise = noise
         self.me, self.round = me, round
         self.identity, self.roster = identity, roster
         self.max_bytes = max_bytes
@@ -257,7 +260,13 @@ class MaskingClient(ClientSession):
             w = float(weights[j])
             own = contribution.per_cluster.get(j, {})
             vec = w * flatten(contribution.shared, own, order) if w > 0 else np.zeros(expected.size())
-            y = self.codec.encode(vec, self.rng.random(vec.shape))
+            # -- distributed DP (privacy.distributed_noise): the one call site; see secure/noise.py --
+            if self.noise is None:
+                y = self.codec.encode(vec, self.rng.random(vec.shape))
+            else:
+                y = self.noise.encode(self.codec, vec, self.rng.random(vec.shape), cluster=j,
+                                      cohort=sum(j in p for p in self.part.values()))
+            # -- end distributed DP --
             y = y + stream(self_seed(self.selfs[slot], self.round, self.epoch, slot, j), y.size, self.codec.bits)
             for v in self.held:
                 if v in self.peer_mask and j in self.part.get(v, ()):
