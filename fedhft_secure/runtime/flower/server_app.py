@@ -25,7 +25,7 @@ from flwr.app import Context, Message
 from flwr.serverapp import Grid, ServerApp
 
 from ...config import RunConfig, config_to_dict, load_config
-from ...exceptions import RemoteProtocolError
+from ...exceptions import ConfigError, RemoteProtocolError
 from ...fl.client import LocalReport
 from ...privacy.events import event_from_dict
 from ..local import Fault, run
@@ -61,6 +61,10 @@ class _Data:
 class _Ledger:
     def __init__(self) -> None:
         self.events: list[Any] = []
+
+    def settle_distributed(self, round: int, *, dropped: int) -> None:
+        """Nothing to settle here: ``serve`` refuses distributed noise on Flower (the nodes' ledgers
+        would need each round's dropouts, which they do not receive yet)."""
 
 
 class RemoteClient:
@@ -189,6 +193,8 @@ class FlowerTransport:
 def serve(grid: Grid, cfg: RunConfig, out_dir: Path, timeouts: Timeouts = Timeouts(), *,
           progress: bool = False, fault: Fault | None = None) -> dict[str, Any]:
     """One FedHFT run over ``grid``: the in-process runner's loop and output, Flower's transport."""
+    if cfg.privacy.distributed_noise > 0:
+        raise ConfigError("privacy.distributed_noise", "is not supported on Flower yet", "0, or --engine local")
     t = FlowerTransport(grid, timeouts)
     return run(cfg, out_dir, progress=progress, fault=fault, make_world=t.make_world, exchange_fn=t.exchange)
 
