@@ -28,7 +28,7 @@ from .export import save_adapter
 from .report import write_reports
 from .world import World, build_world
 
-__all__ = ["run", "exchange", "Fault", "Exchange", "member_view"]
+__all__ = ["run", "exchange", "deliver_reply", "Fault", "Exchange", "member_view"]
 
 #: A test hook between sender and receiver: (stage, round, client, bytes) -> bytes to
 #: deliver, or None for a message that never arrives (a dropout).
@@ -37,6 +37,22 @@ Fault = Callable[[str, int, int, bytes], bytes | None]
 
 def _deliver(fault: Fault | None, stage: str, rnd: int, client: int, blob: bytes) -> bytes | None:
     return blob if fault is None else fault(stage, rnd, client, blob)
+
+
+def deliver_reply(server: Any, client: int, reply: bytes, traffic: dict[int, list[int]], fault: Fault | None,
+                  stage: str, rnd: int) -> float:
+    """Count one reply, pass it through the fault hook, hand it to the server; the server's seconds on it.
+    Shared by every transport (in-process, Flower)."""
+    traffic[client][0] += len(reply)
+    delivered = _deliver(fault, f"{stage}<", rnd, client, reply)
+    if delivered is None:
+        return 0.0
+    t0 = time.perf_counter()
+    try:
+        server.receive(client, delivered)
+    except RemoteProtocolError:
+        pass  # recorded in server.errors
+    return time.perf_counter() - t0
 
 
 def exchange(server: PassPlanServer | ExplicitServer, clients: dict[int, Client], first: dict[int, bytes],
@@ -61,15 +77,7 @@ def exchange(server: PassPlanServer | ExplicitServer, clients: dict[int, Client]
             finally:
                 if on_reply:
                     on_reply(i)
-            traffic[i][0] += len(reply)
-            reply = _deliver(fault, f"{stage}<", rnd, i, reply)
-            if reply is not None:
-                t0 = time.perf_counter()
-                try:
-                    server.receive(i, reply)
-                except RemoteProtocolError:
-                    pass  # recorded in server.errors
-                busy += time.perf_counter() - t0
+            busy += deliver_reply(server, i, reply, traffic, fault, stage, rnd)
         t0 = time.perf_counter()
         out = server.advance()
         busy += time.perf_counter() - t0

@@ -25,10 +25,10 @@ from flwr.app import Context, Message
 from flwr.serverapp import Grid, ServerApp
 
 from ...config import RunConfig, config_to_dict, load_config
-from ...exceptions import ConfigError, RemoteProtocolError
+from ...exceptions import ConfigError
 from ...fl.client import LocalReport
 from ...privacy.events import event_from_dict
-from ..local import Fault, run
+from ..local import Fault, deliver_reply, run
 from ..world import World, build_world
 from .records import HELLO, STEP, pack, unpack
 
@@ -173,17 +173,7 @@ class FlowerTransport:
                 reply = f.get("blob")
                 if reply is None:
                     continue  # the client refused
-                reply = bytes(reply)
-                traffic[i][0] += len(reply)
-                if fault is not None:
-                    reply = fault(f"{stage}<", rnd, i, reply)
-                if reply is not None:
-                    t0 = time.perf_counter()
-                    try:
-                        server.receive(i, reply)
-                    except RemoteProtocolError:
-                        pass  # recorded in server.errors
-                    busy += time.perf_counter() - t0
+                busy += deliver_reply(server, i, bytes(reply), traffic, fault, stage, rnd)
             t0 = time.perf_counter()
             out = server.advance()
             busy += time.perf_counter() - t0
