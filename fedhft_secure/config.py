@@ -109,7 +109,8 @@ class FedConfig:
 
 @dataclass(**FROZEN)
 class SecureConfig:
-    backend: str = opt("plaintext", "SecureSum backend: what the server may see of a client's vectors",
+    backend: str = opt("masking", "SecureSum backend: what the server may see of a client's vectors "
+                       "(masking: only per-cluster sums; plaintext: every vector, for comparisons)",
                        choices=("plaintext", "masking", "ckks"))
     threat: str = opt("honest-but-curious", "adversary the masking threshold is sized for",
                       choices=("honest-but-curious", "semi-malicious"))

@@ -124,7 +124,7 @@ def test_codec_headroom_for_the_noise_tail():
 
 def test_config_checks_backend_and_headroom():
     with pytest.raises(ConfigError, match="secure.backend.*allowed: masking"):
-        load_config(None, ["privacy.distributed_noise=2.0"])
+        load_config(None, ['secure.backend="plaintext"', "privacy.distributed_noise=2.0"])
     with pytest.raises(ConfigError, match="privacy.distributed_noise"):
         load_config(None, ['secure.backend="masking"', "privacy.distributed_noise=50.0"])
     with pytest.raises(ConfigError, match="secure.sparsity.*allowed: dense"):
