@@ -26,7 +26,7 @@ import torch
 warnings.filterwarnings("ignore")
 
 from fedhft_secure.secure.api import Contribution, Expected, SessionInfo  # noqa: E402
-from fedhft_secure.secure.masking import MaskingSum  # noqa: E402
+from fedhft_secure.secure.masking import MaskingSum, derive_params  # noqa: E402
 
 
 def ours(n: int, d: int, dropout: float, seed: int = 0) -> dict:
@@ -137,7 +137,8 @@ def flower(n: int, d: int, dropout: float, seed: int = 0) -> dict:
     def client_fn(context: Context):  # noqa: ANN202
         return Vec(int(context.node_config["partition-id"])).to_client()
 
-    k = n - 1 if n <= 20 else min(n - 1, 4 * int(np.ceil(np.log2(n))))
+    # the same share holders and threshold as ours: Flower's num_shares counts the client itself (h = k + 1)
+    p = derive_params(n, threat="honest-but-curious")
     server_app = ServerApp()
 
     @server_app.main()
@@ -145,7 +146,7 @@ def flower(n: int, d: int, dropout: float, seed: int = 0) -> dict:
         strategy = FedAvg(fraction_fit=1.0, min_fit_clients=n, min_available_clients=n, fraction_evaluate=0.0,
                           initial_parameters=ndarrays_to_parameters([np.zeros(d, dtype=np.float32)]))
         ctx = LegacyContext(context=context, config=ServerConfig(num_rounds=1), strategy=strategy)
-        DefaultWorkflow(fit_workflow=Timed(num_shares=k + 1, reconstruction_threshold=k // 2 + 1))(grid, ctx)
+        DefaultWorkflow(fit_workflow=Timed(num_shares=p.holders, reconstruction_threshold=p.threshold))(grid, ctx)
 
     run_simulation(server_app=server_app, client_app=ClientApp(client_fn=client_fn, mods=[secaggplus_mod]),
                    num_supernodes=n,

@@ -8,9 +8,11 @@ and compares the model with the in-process runner under the same seed and the sa
 
     python experiments/flower_loopback.py [--json PATH] [--workdir DIR] [--nodes N] [--no-kill]
 
-4 SuperNodes by default: with 3, masking's degree is k=2 and its threshold t=2 (t > k/2 for an
-honest-but-curious server), so a survivor whose neighbour died holds 1 < t shares of its own
-self mask and the round aborts (no update, by design). ``--nodes 3 --no-kill`` runs 3.
+3 SuperNodes by default: masking's degree is k=2 and each client's secrets have h=3 share holders,
+its 2 neighbours and itself (as in SecAgg and Flower's SecAgg+), with threshold t=2 (t > h/2 for
+an honest-but-curious server). After the kill, each survivor's self mask still has 2 live holders
+(itself and the other survivor) and the killed node's mask key 2 live neighbours: the round
+survives. With a semi-malicious threshold (t=3 of 3) no dropout is survivable: use 4 nodes there.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", metavar="PATH")
     ap.add_argument("--workdir", metavar="DIR", help="keep certificates, keys, logs and runs here")
     ap.add_argument("--no-kill", action="store_true", help="no SuperNode is killed")
-    ap.add_argument("--nodes", type=int, default=4, help="SuperNodes = clients (default: %(default)s)")
+    ap.add_argument("--nodes", type=int, default=3, help="SuperNodes = clients (default: %(default)s)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra config override")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="fedhft-loopback-") as tmp:

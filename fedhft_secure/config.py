@@ -115,7 +115,8 @@ class SecureConfig:
     threat: str = opt("honest-but-curious", "adversary the masking threshold is sized for",
                       choices=("honest-but-curious", "semi-malicious"))
     neighbours: int = opt(0, "masking: neighbours per client (0 = n-1 up to 20 clients, else ~4 log2 n)", min=0)
-    threshold: int = opt(0, "masking: Shamir threshold t (0 = from the threat model)", min=0)
+    threshold: int = opt(0, "masking: Shamir threshold t of the k + 1 share holders (the neighbours and the client; "
+                            "0 = from the threat model)", min=0)
     modulus_bits: int = opt(32, "masking: integers modulo 2^bits carry the fixed-point sums", choices=(32, 64))
     clip: float = opt(64.0, "masking: public clip bound of every weighted coordinate", min=1e-6)
     signed_keys: bool = opt(False, "masking: clients sign advertised keys with Ed25519 identity keys")

@@ -106,10 +106,13 @@ SIGNED = {"secure.threat": '"semi-malicious"', "secure.signed_keys": "true"}
 
 @pytest.mark.parametrize("backend,stage", [("plaintext", s) for s in PLAIN_STAGES]
                          + [("masking", s) for s in MASK_STAGES]
-                         + [("masking-signed", s) for s in ("secure:check:0>", "secure:check:0<")])
+                         + [("masking-signed", s) for s in ("secure:check:0>", "secure:check:0<")]
+                         # 3 members (k = 2, t = 2 of h = 3 holders: each client holds a share of its own
+                         # secrets); lost after its pass-0 masked input, as a SuperNode killed mid-round
+                         + [("masking-3", s) for s in ("secure:directory:0<", "secure:unmask:0>")])
 def test_round_survives_a_dropout_at_every_stage(tmp_path, tiny_cfg, backend, stage):
-    extra = SIGNED if backend == "masking-signed" else {}
-    backend = backend.removesuffix("-signed")
+    extra = SIGNED if backend == "masking-signed" else {"fed.num_clients": "3"} if backend == "masking-3" else {}
+    backend = backend.removesuffix("-signed").removesuffix("-3")
     cfg = tiny_cfg(**{"fed.rounds": "1", "secure.backend": f'"{backend}"', **extra})
     res = run(cfg, tmp_path / "a", progress=False, fault=dropper(stage, 1))
     rnd = res["rounds"][0]

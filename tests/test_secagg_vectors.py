@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from fedhft_secure.crypto.encoding import FixedPoint
 from fedhft_secure.crypto.kex import KeyPair, agree, hkdf
@@ -53,15 +54,26 @@ def test_fixed_point():
     assert fp.encode(np.array(v["x"]), np.array(v["uniform"])).tolist() == v["encoded"]
 
 
-def test_round_transcript():
+def _generator():
     sys.path.insert(0, str(V))
     try:
         import generate
     finally:
         sys.path.pop(0)
-    v = load("transcript-5-clients-1-dropout")
-    got = generate.transcript_vector()
+    return generate
+
+
+@pytest.mark.parametrize("name", ["transcript-5-clients-1-dropout", "transcript-3-clients-1-dropout-after-input"])
+def test_round_transcript(name):
+    generate = _generator()
+    v = load(name)
+    got = generate.transcript_vector(**generate.TRANSCRIPTS[name])
+    assert (got["degree"], got["threshold"]) == (v["degree"], v["threshold"])
+    assert got["revealed"] == v["revealed"]
     assert got["messages_sha256"] == v["messages_sha256"]
     np.testing.assert_allclose(got["sum"], v["sum"], rtol=0, atol=0)
     plain = sum(np.array(x) for k, x in v["vectors"].items() if int(k) not in v["dropped_before_input"])
     np.testing.assert_allclose(v["sum"], plain, atol=v["resolution"])
+    # every client that answered the unmask request revealed its own self-mask share, never its mask-key share
+    for w, keys in v["revealed"].items():
+        assert f"b/{w}" in keys and f"s/{w}" not in keys

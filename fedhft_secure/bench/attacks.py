@@ -5,6 +5,10 @@ adversary's best estimate from everything it holds: about 0 means the
 estimate is noise, 1 means the vector was recovered. The adversary here is
 the server (it holds every message it routed) plus the clients it names as
 colluders (they hand over every share and key they hold).
+
+A client's secrets are shared among its k neighbours and itself (h = k + 1
+holders). The victim's own share is the victim's: no colluder has it, and
+the victim reveals only its self-mask share, only when told it survived.
 """
 
 from __future__ import annotations
@@ -71,37 +75,58 @@ def reconstruction_plaintext(*, n: int = 6, d: int = 2000, seed: int = 0) -> flo
     return cosine(payload["s/v"].double().numpy(), vecs[0])
 
 
+def _open(shares: dict[int, bytes], t: int) -> bytes | None:
+    """The secret if ``shares`` open it (t or more), else None."""
+    try:
+        return reconstruct(shares, t)
+    except LocalProtocolError:
+        return None
+
+
+def _opened_self_seed(run: MaskingRun, victim: int) -> bytes:
+    """The victim's self-mask seed as the server opened it while unmasking: from the ``b/{victim}`` shares
+    of the unmask replies it received (the victim's own among them)."""
+    got = {}
+    for w, blob in run.from_client["unmask"].items():
+        share = decode(blob, UnmaskReply).shares.get(f"b/{victim}")
+        if share is not None:
+            got[w + 1] = bytes(share.numpy())
+    return reconstruct(got, run.server.params.threshold)
+
+
 def reconstruction_masking(*, n: int = 6, d: int = 2000, seed: int = 0) -> dict[str, float]:
     """The server alone: the victim's masked input, and its self mask (revealed because it survived)."""
     vecs = _vectors(n, d, seed)
     run = MaskingRun(vecs, MaskingSum())
     run.run()
-    holders = {w + 1: run.clients[w].held[0][1][0] for w in run.server.graph[0] if 0 in run.clients[w].held}
-    b = reconstruct(holders, run.server.params.threshold)  # the server did this itself while unmasking
+    b = _opened_self_seed(run, 0)  # the server did this itself while unmasking
     est = _strip(run, 0, b=b, s=None)
     total = sum(vecs.values())
     return {"cosine": cosine(est, vecs[0]), "cosine_from_sum_alone": cosine(total / n, vecs[0])}
 
 
 def collusion(colluders: int, *, n: int = 8, d: int = 2000, seed: int = 0) -> float:
-    """Server + ``colluders`` of the victim's neighbours pool the victim's shares of both its secrets."""
+    """Server + ``colluders`` of the victim's neighbours pool the victim's shares of its mask key. The
+    self mask is the server's anyway (the victim survived: it was opened, with the victim's own share);
+    the pairwise masks with honest neighbours need the mask key, whose shares only neighbours hold."""
     vecs = _vectors(n, d, seed)
     run = MaskingRun(vecs, MaskingSum())
     run.run()
     t, victim = run.server.params.threshold, 0
     gang = [w for w in run.server.graph[victim]][:colluders]
-    b_sh = {w + 1: run.clients[w].held[victim][1][0] for w in gang}
-    s_sh = {w + 1: run.clients[w].held[victim][0][0] for w in gang}
-    try:
-        b, s = reconstruct(b_sh, t), KeyPair.from_secret(reconstruct(s_sh, t))
-    except LocalProtocolError:  # fewer than t shares: only the colluders' own pairwise masks come off
-        return cosine(_strip(run, victim, b=None, s=None, known_pairs=gang), vecs[victim])
-    return cosine(_strip(run, victim, b=b, s=s), vecs[victim])
+    b = _opened_self_seed(run, victim)
+    s = _open({w + 1: run.clients[w].held[victim][0][0] for w in gang}, t)
+    # fewer than t shares: only the colluders' own pairwise masks come off
+    return cosine(_strip(run, victim, b=b, s=None if s is None else KeyPair.from_secret(s), known_pairs=gang),
+                  vecs[victim])
 
 
 def dropout_lie(*, signed: bool, colluders: int, n: int = 6, d: int = 2000, seed: int = 0) -> float:
     """After the victim's masked input arrived, tell some neighbours it dropped (to collect shares of its
-    mask key) and the others it survived (shares of its self mask); colluders add both kinds."""
+    mask key) and the others, and the victim, it survived (shares of its self mask, the victim's own
+    among them); colluders add both kinds. The split is the best one for the server: mask-key shares
+    come from neighbours only, so just enough honest ones (t - colluders) are told "dropped".
+    Unsigned, 2t - h colluders suffice (h = k + 1); with the consistency check, t are needed."""
     vecs = _vectors(n, d, seed)
     ids = {i: IdentityKey.generate() for i in range(n)} if signed else None
     run = MaskingRun(vecs, MaskingSum(identities=ids, threat="semi-malicious" if signed else "honest-but-curious"))
@@ -109,7 +134,8 @@ def dropout_lie(*, signed: bool, colluders: int, n: int = 6, d: int = 2000, seed
     srv, victim, t, r = run.server, 0, run.server.params.threshold, run.round
     honest = [w for w in srv.graph[victim] if w != victim][colluders:]
     gang = [w for w in srv.graph[victim] if w != victim][:colluders]
-    told_dropped, told_alive = honest[: len(honest) // 2], honest[len(honest) // 2:] + [victim]
+    told_dropped = honest[: max(0, t - colluders)]
+    told_alive = honest[len(told_dropped):] + [victim]
     everyone = sorted(srv.inputs)
     stories = {w: ([victim], [c for c in everyone if c != victim]) for w in told_dropped}
     stories.update({w: ([], everyone) for w in told_alive})
@@ -125,8 +151,6 @@ def dropout_lie(*, signed: bool, colluders: int, n: int = 6, d: int = 2000, seed
     s_sh: dict[int, bytes] = {}
     b_sh: dict[int, bytes] = {}
     for w, (dropped, alive) in stories.items():
-        if w == victim:
-            continue
         req = UnmaskRequest(round=r, pass_idx=1, epoch=0, slot=0, dropped=dropped, survivors=alive,
                             signatures=sigs.get(tuple(alive), {}))
         try:
@@ -140,9 +164,7 @@ def dropout_lie(*, signed: bool, colluders: int, n: int = 6, d: int = 2000, seed
                 b_sh[w + 1] = bytes(blob.numpy())
     for w in gang:
         s_sh[w + 1], b_sh[w + 1] = run.clients[w].held[victim][0][0], run.clients[w].held[victim][1][0]
-    try:
-        b, s = reconstruct(b_sh, t), KeyPair.from_secret(reconstruct(s_sh, t))
-    except LocalProtocolError:
-        return cosine(_strip(run, victim, b=None, s=None, known_pairs=gang), vecs[victim])
-    return cosine(_strip(run, victim, b=b, s=s), vecs[victim])
+    b, s = _open(b_sh, t), _open(s_sh, t)  # whichever opens comes off; both are needed
+    return cosine(_strip(run, victim, b=b, s=None if s is None else KeyPair.from_secret(s), known_pairs=gang),
+                  vecs[victim])
 

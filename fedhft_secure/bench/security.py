@@ -42,8 +42,9 @@ def _fuzz(quick: bool) -> tuple[float, dict[str, Any]]:
 
 
 def _t(n: int, threat: str) -> tuple[int, int]:
+    """(h, t): share holders (the k neighbours and the client) and the threshold."""
     p = derive_params(n, threat=threat)
-    return p.degree, p.threshold
+    return p.holders, p.threshold
 
 
 _OBS: dict[tuple[str, str, float], object] = {}
@@ -88,6 +89,7 @@ ATTACKS: dict[tuple[str, str], Callable[[bool], tuple[float, dict[str, Any]]]] =
     ("collusion-t", "masking-dense"): lambda q: (A.collusion(_t(8, "honest-but-curious")[1]), {}),
     ("dropout-lie", "masking-signed"): lambda q: (A.dropout_lie(signed=True,
                                                                 colluders=_t(6, "semi-malicious")[1] - 1), {}),
+    # unsigned: 2t - h colluders (h = k + 1 holders) with the best split of the honest neighbours
     ("dropout-lie", "masking-unsigned"): lambda q: (A.dropout_lie(
         signed=False, colluders=2 * _t(6, "honest-but-curious")[1] - _t(6, "honest-but-curious")[0]), {}),
     ("fuzz", "all"): _fuzz,

@@ -34,7 +34,7 @@ def participation(weights: Mapping[int, Sequence[float]], clusters: int, minimum
 class MaskingSum(SecureSum):
     name = "masking"
     server_learns = ("the per-cluster sum of every pass (and which clients took part); never one client's "
-                     "vector unless t-1 of its neighbours collude with the server")
+                     "vector unless t of its neighbours collude with the server (t of its k + 1 share holders)")
 
     def __init__(self, *, threat: str = "honest-but-curious", degree: int = 0, threshold: int = 0,
                  bits: int = 32, clip: float = 64.0, seed: int = 0, max_bytes: int = 64 * 2**20,

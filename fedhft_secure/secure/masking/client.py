@@ -1,8 +1,16 @@
 """The client side of a masking session: a pure state machine (bytes in, bytes out).
 
+Its secrets are shared among its neighbours and itself (h = k + 1 holders, as
+in SecAgg and Flower's SecAgg+): it keeps its own share, which never travels
+in the share stage, and reveals only the self-mask part of it, only when the
+server says it survived — then its self mask is removed anyway. Its own share
+of the mask key is never kept: it would be needed only if it had dropped, and
+a dropped client answers nothing.
+
 Rules it enforces, whatever the server asks:
 - it reveals, per pass slot and peer, the mask-key share (peer dropped) or the
-  self-mask share (peer survived), never both;
+  self-mask share (peer survived), never both; for itself, only the self-mask
+  share, when listed as a survivor;
 - a peer it has once been told is dropped is never treated as alive again in
   the session (the FedHFT round restarts its plan without that peer);
 - signed key adverts are checked against the consortium roster when one is set;
@@ -112,6 +120,7 @@ class MaskingClient(ClientSession):
         self.peer_rows: dict[int, dict[str, np.ndarray]] = {}
         self.channel: dict[int, bytes] = {}
         self.held: dict[int, tuple[list[bytes], list[bytes]]] = {}
+        self.own_b: list[bytes] = []  # per slot: this client's own share of its self-mask seed
         self.revealed: dict[tuple[int, int], str] = {}
         self.declared_dropped: set[int] = set()
         self.signed: dict[int, tuple[int, ...]] = {}  # slot -> the survivor list this client signed
@@ -126,9 +135,12 @@ class MaskingClient(ClientSession):
 
     def _directory(self, m: KeyDirectory) -> ShareBundle:
         slots, t = self.setup.slots, self.setup.threshold
-        xs = [v + 1 for v in self.neighbours]
+        # holders: the neighbours and this client (point me + 1); t of the k + 1 shares open a secret
+        xs = [self.me + 1] + [v + 1 for v in self.neighbours]
         s_shares = [split(k.secret_bytes(), t, xs, self._coeffs(t)) for k in self.masks]
         b_shares = [split(b, t, xs, self._coeffs(t)) for b in self.selfs]
+        # own share: kept here, never sent; the mask-key one is dropped at once (see the module docstring)
+        self.own_b = [b_shares[p][self.me + 1] for p in range(slots)]
         out: Tensors = {}
         for v in self.neighbours:
             try:
@@ -242,6 +254,9 @@ class MaskingClient(ClientSession):
             if self.revealed.setdefault((m.slot, u), kind) != kind:
                 raise PolicyViolation(f"asked for both shares of client {u} at slot {m.slot}", sender=SERVER)
             out[f"{kind}/{u}"] = _u8((s_sh if kind == "s" else b_sh)[m.slot])
+        if self.me in alive:  # its own self-mask share, beside its neighbours'; never its mask-key share
+            self.revealed[(m.slot, self.me)] = "b"
+            out[f"b/{self.me}"] = _u8(self.own_b[m.slot])
         self.declared_dropped |= dropped
         self.unmasked.add(m.slot)
         return UnmaskReply(round=self.round, pass_idx=m.pass_idx, sender=self.me, epoch=self.epoch, shares=out)

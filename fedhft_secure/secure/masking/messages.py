@@ -46,7 +46,7 @@ class KeySetup:
     participation: list[list[int]]  # per cohort member (same order): clusters it sends vectors for
     graph_seed: int
     degree: int
-    threshold: int
+    threshold: int  # of the degree + 1 share holders (the neighbours and the client itself)
     slots: int  # passes to make key material for
     bits: int
     clip: float
@@ -80,7 +80,7 @@ class ShareBundle:
     pass_idx: int = 0
     sender: int
     epoch: int
-    shares: Tensors = field(default_factory=dict)  # "{v}": AES-GCM ciphertext for neighbour v
+    shares: Tensors = field(default_factory=dict)  # "{v}": AES-GCM ciphertext for neighbour v (own share: kept)
 
 
 @message
@@ -100,7 +100,7 @@ class SharesHeld:
     pass_idx: int = 0
     sender: int
     epoch: int
-    holders: list[int]  # neighbours whose shares this client holds
+    holders: list[int]  # neighbours whose shares this client holds (its own share goes without saying)
 
 
 @message
@@ -146,5 +146,5 @@ class UnmaskReply:
     pass_idx: int
     sender: int
     epoch: int
-    shares: Tensors = field(default_factory=dict)  # "s/{u}" (u dropped) or "b/{u}" (u survived)
+    shares: Tensors = field(default_factory=dict)  # "s/{u}" (u dropped) or "b/{u}" (u survived, sender included)
 

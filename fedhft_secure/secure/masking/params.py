@@ -11,34 +11,44 @@ from ...exceptions import ConfigError
 
 __all__ = ["MaskingParams", "derive_params", "neighbour_graph", "THREATS"]
 
-#: threshold as a fraction of the degree, per adversary model (SecAgg+, Bell et al. 2020):
-#: honest-but-curious: t > k/2; a server that lies about dropouts: t > 2k/3.
+#: threshold as a fraction of the share holders h = k + 1, per adversary model (SecAgg+, Bell et al.
+#: 2020): honest-but-curious: t > h/2; a server that lies about dropouts: t > 2h/3.
 THREATS = {"honest-but-curious": 1 / 2, "semi-malicious": 2 / 3}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MaskingParams:
     degree: int  # k: neighbours per client
-    threshold: int  # t: shares needed to reconstruct
+    threshold: int  # t: shares needed to reconstruct (out of h = k + 1 holders: the neighbours and the client)
     bits: int = 32
     clip: float = 64.0
+
+    @property
+    def holders(self) -> int:
+        """h = k + 1: a client's secrets are shared among its neighbours and itself (Bonawitz et al. 2017
+        share among all of U1, the client included; Flower's SecAgg+ ``num_shares`` counts the client too)."""
+        return self.degree + 1
 
 
 def derive_params(n: int, *, threat: str, degree: int = 0, threshold: int = 0, bits: int = 32,
                   clip: float = 64.0) -> MaskingParams:
-    """k = n-1 up to 20 clients, else about 4 log2 n (SecAgg+'s O(log n)); t from the threat model."""
+    """k = n-1 up to 20 clients, else about 4 log2 n (SecAgg+'s O(log n)); t from the threat model,
+    against the h = k + 1 share holders (the client holds a share of its own secrets, so with 3 clients
+    h = 3, t = 2 and one dropout is survived at every stage; with k holders it was t = 2 of 2)."""
     if threat not in THREATS:
         raise ConfigError("secure.threat", f"{threat!r} is unknown", ", ".join(THREATS))
     if n < 2:
         raise ConfigError("fed.num_clients", "secure aggregation needs at least 2 clients", ">= 2")
     k = degree or (n - 1 if n <= 20 else min(n - 1, 4 * math.ceil(math.log2(n))))
     k = min(k, n - 1)
-    t = threshold or int(math.floor(THREATS[threat] * k)) + 1
-    if not 1 <= t <= k:
-        raise ConfigError("secure.threshold", f"{t} does not fit degree {k}", f"1..{k}")
-    if t <= THREATS[threat] * k:
-        raise ConfigError("secure.threshold", f"{t} is too small for a {threat} server with degree {k}",
-                          f"> {THREATS[threat] * k:g}")
+    h = k + 1
+    t = threshold or int(math.floor(THREATS[threat] * h)) + 1
+    if not 1 <= t <= h:
+        raise ConfigError("secure.threshold", f"{t} does not fit {h} share holders (degree {k} + the client)",
+                          f"1..{h}")
+    if t <= THREATS[threat] * h:
+        raise ConfigError("secure.threshold", f"{t} is too small for a {threat} server with {h} share holders "
+                          f"(degree {k} + the client)", f"> {THREATS[threat] * h:g}")
     return MaskingParams(degree=k, threshold=t, bits=bits, clip=clip)
 
 

@@ -5,6 +5,12 @@ answer is dropped) and returns the next stage's messages: KeySetup,
 KeyDirectory, ForwardedShares, then nothing until a pass; after a pass's
 inputs, SurvivorList (the consistency check, when keys are signed) and
 UnmaskRequest; then the sums are open and it returns nothing.
+
+Share holders of client u: its neighbours and u itself (h = k + 1). A
+survivor's own self-mask share comes in its UnmaskReply as ``b/{u}``; a
+mask-key share is taken only from a neighbour. The session goes on while
+every live client keeps t live holders (itself included) and every dropped
+client whose shares went out keeps t live neighbours.
 """
 
 from __future__ import annotations
@@ -121,7 +127,7 @@ class MaskingServer(ServerSession):
             return {c: blob for c in sorted(self._alive)}
         if self.stage == "setup":
             self.adverts = {c: self.replies[c] for c in self._close()}
-            self._check_live_neighbours()
+            self._check_live_holders()
             self.stage, self.replies, self.intake = "directory", {}, Intake(max_bytes=self.max_bytes)
             out = {}
             for c in sorted(self._alive):
@@ -134,7 +140,7 @@ class MaskingServer(ServerSession):
         if self.stage == "directory":
             bundles = {c: self.replies[c] for c in self._close()}
             self.sharers = set(bundles)
-            self._check_live_neighbours()
+            self._check_live_holders()
             self.stage, self.replies, self.intake = "forward", {}, Intake(max_bytes=self.max_bytes)
             if self.reveal_rows:  # rows fewer than t clients hold are sent by nobody
                 live = [self.rows[c] for c in self._alive if c in self.rows]
@@ -157,7 +163,7 @@ class MaskingServer(ServerSession):
                 for v in self.held[u]:
                     if v in self._alive and u not in self.held.get(v, set()):
                         raise AggregationAborted(f"clients {u} and {v} do not hold each other's shares")
-            self._check_live_neighbours()
+            self._check_live_holders()
             self.stage, self.replies = "ready", {}
             return {}
         if self.stage == "inputs_closed" and self.consistency:
@@ -185,13 +191,20 @@ class MaskingServer(ServerSession):
             return {}
         return {}
 
-    def _check_live_neighbours(self) -> None:
+    def _check_live_holders(self) -> None:
+        """Abort early when some secret can no longer be opened: a live client's self mask needs t live
+        holders (it counts itself), a dropped client's mask key t live neighbours (it answers nothing)."""
         t = self.params.threshold
-        for c in self._alive:
+        for c in sorted(self._alive):
+            live = 1 + sum(v in self._alive for v in self.graph[c])
+            if live < t:
+                raise AggregationAborted(f"client {c} has {live} live share holders (itself included), fewer "
+                                         f"than t={t}: no sum can be opened safely")
+        for c in sorted(getattr(self, "sharers", set()) - self._alive):
             live = sum(v in self._alive for v in self.graph[c])
             if live < t:
-                raise AggregationAborted(f"client {c} has {live} live neighbours, fewer than t={t}: "
-                                         "no sum can be opened safely")
+                raise AggregationAborted(f"dropped client {c} has {live} live share holders, fewer than t={t}: "
+                                         "its mask key cannot be recovered")
 
     # -- passes -------------------------------------------------------------------------
     def begin_pass(self, pass_seq: int, *, slot: int, expected: Expected) -> None:
@@ -245,7 +258,10 @@ class MaskingServer(ServerSession):
         for w, rep in replies.items():
             for key, blob in rep.shares.items():
                 kind, _, u = key.partition("/")
-                if kind in ("s", "b") and u.isdigit() and w in self.graph.get(int(u), ()):
+                if not (kind in ("s", "b") and u.isdigit()):
+                    continue
+                # holders of u: its neighbours, and u itself for its self mask (its own share, at point u + 1)
+                if w in self.graph.get(int(u), ()) or (kind == "b" and w == int(u)):
                     shares.setdefault((kind, int(u)), {})[w + 1] = bytes(blob.numpy())
         lagrange: dict[tuple[int, ...], list[int]] = {}
 

@@ -77,14 +77,19 @@ def entropy_stream(label: str):
     return take
 
 
-def transcript_vector() -> dict:
-    """Five clients, one pass, client 3 drops before its masked input; deterministic entropy."""
+def transcript_vector(n: int = 5, before_input: tuple[int, ...] = (3,), after_input: tuple[int, ...] = ()) -> dict:
+    """One key set-up and one pass with deterministic entropy; ``before_input`` clients drop before their
+    masked input (their masks are removed with their mask keys), ``after_input`` ones after it (their
+    input stays in the sum; they do not answer the unmask request). Records which shares each client
+    revealed: a survivor reveals its own self-mask share too (its neighbours and itself hold shares)."""
     import torch
 
     from fedhft_secure.secure.api import Contribution, Expected, SessionInfo
     from fedhft_secure.secure.masking import MaskingClient, MaskingSum
+    from fedhft_secure.secure.masking.messages import UnmaskReply
+    from fedhft_secure.wire import decode
 
-    ids = list(range(5))
+    ids = list(range(n))
     rng = np.random.default_rng(7)
     vectors = {i: rng.uniform(-1, 1, 6).round(3) for i in ids}
     weights = {i: (1.0,) for i in ids}
@@ -102,31 +107,43 @@ def transcript_vector() -> dict:
     expected = Expected(shared={"v": (6,)}, per_cluster={})
     server.begin_pass(1, slot=0, expected=expected)
     for i in ids:
-        if i == 3:
+        if i in before_input:
             continue
         p = clients[i].payload(Contribution(shared={"v": torch.from_numpy(vectors[i])}), slot=0,
                                weights=[1.0], expected=expected)
         digest.update(p["c0"].numpy().tobytes())
         server.add_payload(i, p)
     server.end_inputs()
+    revealed = {}
     for i, blob in server.next_messages().items():
+        if i in after_input:
+            continue
         reply = clients[i].handle(blob)
+        revealed[str(i)] = sorted(decode(reply, UnmaskReply).shares)
         digest.update(reply)
         server.receive(i, reply)
     server.next_messages()
     total = server.sums()[0]["v"].numpy()
-    plain = sum(vectors[i] for i in ids if i != 3)
+    plain = sum(vectors[i] for i in ids if i not in before_input)
     assert np.abs(total - plain).max() <= server.codec.resolution
     return {"source": "this implementation (regression), sum checked against the plain sum",
-            "clients": 5, "dropped_before_input": [3], "entropy": "shake_256('client-<id>') stream",
+            "clients": n, "degree": server.params.degree, "threshold": server.params.threshold,
+            "dropped_before_input": list(before_input), "dropped_after_input": list(after_input),
+            "entropy": "shake_256('client-<id>') stream",
             "vectors": {str(i): v.tolist() for i, v in vectors.items()}, "round": 1,
-            "messages_sha256": digest.hexdigest(), "sum": total.tolist(),
+            "revealed": revealed, "messages_sha256": digest.hexdigest(), "sum": total.tolist(),
             "resolution": server.codec.resolution}
+
+
+#: transcript vector file -> the arguments of ``transcript_vector`` that make it
+TRANSCRIPTS = {"transcript-5-clients-1-dropout": {"n": 5, "before_input": (3,)},
+               "transcript-3-clients-1-dropout-after-input": {"n": 3, "before_input": (), "after_input": (2,)}}
 
 
 def main() -> None:
     out = {"x25519": x25519_rfc7748(), "hkdf": hkdf_rfc5869(), "prg": prg_vector(), "shamir": shamir_vector(),
-           "fixed-point": fixed_point_vector(), "transcript-5-clients-1-dropout": transcript_vector()}
+           "fixed-point": fixed_point_vector()}
+    out.update({name: transcript_vector(**kw) for name, kw in TRANSCRIPTS.items()})
     for name, v in out.items():
         (HERE / f"{name}.json").write_text(json.dumps(v, indent=1) + "\n")
 
