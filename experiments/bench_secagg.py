@@ -234,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         if k != "rows":
             print(f"{k} = {v:.3f}")
     if args.json:
+        out["command"] = " ".join(["python", *sys.argv])
         Path(args.json).write_text(json.dumps(out, indent=2))
     return 0
 
