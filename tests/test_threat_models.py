@@ -26,7 +26,9 @@ def test_models_load_and_cite_real_tests(path):
 
 def test_run_refuses_a_config_the_model_does_not_allow(capsys):
     hbc = str(ROOT / "threat_models" / "honest-but-curious-server.toml")
-    assert main(["run", "--threat-model", hbc, "--out", "/nonexistent/never-written"]) == 2
+    # plaintext is not allowed by the model: refused before anything runs or is written
+    assert main(["run", "--threat-model", hbc, "--set", 'secure.backend="plaintext"',
+                 "--out", "/nonexistent/never-written"]) == 2
     err = capsys.readouterr().err
     assert "secure.backend" in err and "masking" in err
     semi = load_threat_model(ROOT / "threat_models" / "semi-malicious-server.toml")
