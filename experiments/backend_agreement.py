@@ -64,22 +64,17 @@ def main(argv: list[str] | None = None) -> int:
                 res = run(load_config(None, sets), out, progress=False)
                 states.append(load_checkpoint(out)[0])
                 finals.append(res["final"]["test_accuracy"])
-            for i in range(1, len(backends)):
-                diffs = relative_diffs(states[0], states[i])
-                rows.append({"rounds": rounds, "reference": backends[0], "backend": backends[i], "run": i,
-                             "max_rel_diff": max(diffs.values()),
-                             "median_rel_diff": sorted(diffs.values())[len(diffs) // 2],
-                             "adapters": len(diffs), "adapters_within_1e-3": sum(v <= 1e-3 for v in diffs.values()),
-                             "accuracy_ref": finals[0], "accuracy": finals[i],
-                             "accuracy_diff_points": 100 * abs(finals[i] - finals[0]), "per_adapter": diffs})
+            pairs = [(0, i, backends[0], backends[i]) for i in range(1, len(backends))]
             if len(backends) > 2:  # the second vs the third: a backend against itself
-                diffs = relative_diffs(states[1], states[2])
-                rows.append({"rounds": rounds, "reference": f"{backends[1]}#1", "backend": f"{backends[2]}#2",
-                             "run": 0, "max_rel_diff": max(diffs.values()),
-                             "median_rel_diff": sorted(diffs.values())[len(diffs) // 2], "adapters": len(diffs),
-                             "adapters_within_1e-3": sum(v <= 1e-3 for v in diffs.values()),
-                             "accuracy_ref": finals[1], "accuracy": finals[2],
-                             "accuracy_diff_points": 100 * abs(finals[2] - finals[1]), "per_adapter": diffs})
+                pairs.append((1, 2, f"{backends[1]}#1", f"{backends[2]}#2"))
+            for a, b, ref_name, name in pairs:
+                diffs = relative_diffs(states[a], states[b])
+                values = sorted(diffs.values())
+                rows.append({"rounds": rounds, "reference": ref_name, "backend": name, "max_rel_diff": values[-1],
+                             "median_rel_diff": values[len(values) // 2], "adapters": len(values),
+                             "adapters_within_1e-3": sum(v <= 1e-3 for v in values),
+                             "accuracy_ref": finals[a], "accuracy": finals[b],
+                             "accuracy_diff_points": 100 * abs(finals[b] - finals[a]), "per_adapter": diffs})
     print(f"{'rounds':>6} {'reference':>12} {'backend':>12} {'max rel':>9} {'median':>9} {'<=1e-3':>8} "
           f"{'acc ref':>8} {'acc':>7} {'diff pt':>8}")
     for r in rows:
