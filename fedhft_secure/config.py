@@ -123,7 +123,7 @@ class SecureConfig:
                         choices=("dense", "reveal-rows"))
     ckks_keys: str = opt("", "ckks: folder written by `fedhft-secure keygen` (member_<i>.ckks-secret, "
                          "server.ckks-public); empty = a fresh consortium key in the run folder's keys/")
-    ckks_precision: float = opt(1e-6, "ckks: largest error of an opened sum value (decryption + flooding)",
+    ckks_precision: float = opt(5e-7, "ckks: largest error of an opened sum value (decryption + flooding)",
                                 min=1e-12)
     ckks_flood_bits: int = opt(20, "ckks: flooding of opened values, 2^-bits statistical distance (IND-CPA^D)",
                                min=0, max=40)
