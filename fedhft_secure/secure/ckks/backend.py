@@ -32,7 +32,7 @@ from ...exceptions import LocalProtocolError, MalformedCiphertext, ReplayedMessa
 from .keys import PublicBundle, SecretBundle, public_context, secret_context
 from .packing import Layout, layout_for, pack, unpack
 from .params import CkksParams
-from .seal_io import canonical, ciphertext_bytes, load_ciphertext, seeded_bytes
+from .seal_io import HEADER, canonical, ciphertext_bytes, load_ciphertext, seeded_bytes
 from .wire import Envelope, Kind, decode_envelope, encode_envelope
 
 __all__ = ["CkksClient", "CkksServer", "Upload", "flood_noise", "max_content", "max_chunk_bytes"]
@@ -65,7 +65,7 @@ def max_chunk_bytes(params: CkksParams, kind: Kind) -> int:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Upload:
-    """One sender's loaded ciphertexts for a layout, and the SHA-256 of each one's canonical bytes."""
+    """One sender's loaded ciphertexts for a layout, and the SHA-256 of each one's canonical content."""
 
     ciphertexts: tuple[sealapi.Ciphertext, ...] = field(repr=False)
     digests: tuple[bytes, ...]
@@ -88,9 +88,9 @@ class _Party:
         who = "" if sender is None else f"sender {sender}: "
         cts, digests = [], []
         for i, chunk in enumerate(env.chunks):
-            plain = canonical(chunk, max_content=max_content(self.params, kind), sender=sender)
-            digests.append(hashlib.sha256(plain).digest())
-            ct = load_ciphertext(self.seal, plain, sender=sender)
+            canon = canonical(chunk, max_content=max_content(self.params, kind), sender=sender)
+            digests.append(hashlib.sha256(canon[HEADER.size:]).digest())  # framing aside
+            ct = load_ciphertext(self.seal, canon, sender=sender)
             if not (ct.size() == 2 and ct.coeff_modulus_size() == 1 and ct.is_ntt_form()
                     and ct.parms_id() == self._parms_id and ct.scale == self.params.scale):
                 raise MalformedCiphertext(f"{who}ciphertext {i} has the wrong size, level or scale",

@@ -91,16 +91,16 @@ def canonical(blob: bytes, *, max_content: int, sender: int | None = None) -> by
     return HEADER.pack(magic, hsize, major, minor, _NONE, 0, HEADER.size + len(body)) + body
 
 
-def load_ciphertext(context: sealapi.SEALContext, plain_blob: bytes, *,
+def load_ciphertext(context: sealapi.SEALContext, canon: bytes, *,
                     sender: int | None = None) -> sealapi.Ciphertext:
     """``canonical`` bytes -> a ciphertext SEAL has checked against ``context``; typed errors, never SEAL's."""
-    if len(plain_blob) < HEADER.size or HEADER.unpack_from(plain_blob)[4] != _NONE:
+    if len(canon) < HEADER.size or HEADER.unpack_from(canon)[4] != _NONE:
         raise MalformedCiphertext("load_ciphertext takes canonical (uncompressed) bytes only", sender=sender)
     ct = sealapi.Ciphertext()
     with tempfile.TemporaryDirectory(prefix="fedhft-ckks-") as d:
         path = os.path.join(d, "ct")
         with open(path, "wb") as fh:
-            fh.write(plain_blob)
+            fh.write(canon)
         try:
             ct.load(context, path)  # SEAL checks metadata and every coefficient against the moduli
         except Exception as exc:  # noqa: BLE001 - SEAL raises assorted C++ errors
