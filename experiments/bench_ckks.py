@@ -8,7 +8,8 @@ layers (MiniLM-L6, LoRA r = 8 on query, value) x a 384 x 8 product, 12 row-count
 vectors of 384, the 2 x 384 + 2 classifier head: 42,242 values -- drawn
 uniform in [-1, 1] and multiplied by a weight p in (0, 1]. One cluster is summed.
 
-Rows `ckks-run*`: n = 8 at the run's defaults (secure.ckks_precision, secure.ckks_flood_bits).
+Rows `ckks-run*`: n = 8 at the run's defaults (secure.ckks_precision 0: the finest a 60-bit q0
+allows, secure.ckks_flood_bits; `-noflood`: the same precision without flooding).
 Rows: `ckks` (derived parameters: |value| <= 4, precision 1e-4 on a released sum,
 20 flood bits, max_clients = n), `ckks-noflood` (same, flood_bits = 0: the
 flooding noise equals the error bound), `plaintext` (the reference backend,
@@ -36,9 +37,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fedhft_secure.config import SecureConfig  # noqa: E402
+from fedhft_secure.config import RunConfig, SecureConfig  # noqa: E402
 from fedhft_secure.secure.api import Contribution, Expected, SessionInfo  # noqa: E402
-from fedhft_secure.secure.ckks import CkksClient, CkksServer, derive_params, generate_keys  # noqa: E402
+from fedhft_secure.secure.ckks import (CkksClient, CkksServer, derive_params, generate_keys,  # noqa: E402
+                                       tightest_precision)
 from fedhft_secure.secure.plaintext import PlaintextSum  # noqa: E402
 
 LAYERS, OUT, Q = 12, 384, 8
@@ -171,10 +173,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(bench_plaintext(xs))
         rows.append(bench_common(xs, distinct))
     # what `fedhft-secure run --set secure.backend=ckks` uses by default: 8 clients
-    run = SecureConfig()
-    xs = clients(8, 8)
-    rows.append(bench_ckks("ckks-run", xs, 8, precision=run.ckks_precision, flood_bits=run.ckks_flood_bits))
-    rows.append(bench_ckks("ckks-run-noflood", xs, 8, precision=run.ckks_precision, flood_bits=0))
+    run, n_run = SecureConfig(), RunConfig().fed.num_clients
+    xs = clients(n_run, n_run)
+    precision = run.ckks_precision or tightest_precision(max_clients=n_run, value_bound=run.ckks_value_bound,
+                                                         flood_bits=run.ckks_flood_bits)
+    rows.append(bench_ckks("ckks-run", xs, n_run, precision=precision, flood_bits=run.ckks_flood_bits))
+    rows.append(bench_ckks("ckks-run-noflood", xs, n_run, precision=precision, flood_bits=0))
     head = f"{'backend':16} {'n':>3} {'values':>7} {'N':>5} {'q0':>3} {'enc s/cl':>9} {'agg s':>7} {'dec s':>7} " \
            f"{'up B/cl':>9} {'xfp32':>6} {'model':>6} {'sum xfp32':>9} {'max err':>9}"
     print(head)

@@ -21,7 +21,8 @@ from fedhft_secure.exceptions import (ConfigError, FedHFTError, LocalProtocolErr
 from fedhft_secure.runtime.keyfiles import PUBLIC_NAME, SECRET_NAME, keygen, read_public, read_secret
 from fedhft_secure.secure.api import Contribution, Expected
 from fedhft_secure.secure.ckks import (SECURITY_TABLE_128, CkksClient, CkksParameterError, CkksParams,
-                                       CkksServer, SecretBundle, derive_params, generate_keys)
+                                       CkksServer, SecretBundle, derive_params, generate_keys,
+                                       tightest_precision)
 from fedhft_secure.secure.ckks.backend import max_content
 from fedhft_secure.secure.ckks.params import check_params
 from fedhft_secure.secure.ckks.seal_io import canonical, load_ciphertext
@@ -81,6 +82,25 @@ def test_parameters_outside_the_table_or_inconsistent_are_refused(change):
 def test_unreachable_requests_are_refused_with_a_clear_error(kw):
     with pytest.raises(CkksParameterError, match="secure.ckks"):
         derive_params(**kw)
+
+
+@pytest.mark.parametrize("n", [1, 8, 9, 50, 100])
+def test_the_finest_precision_uses_the_largest_prime_and_nothing_finer_fits(n):
+    finest = tightest_precision(max_clients=n, flood_bits=20)
+    p = derive_params(max_clients=n, precision=finest, flood_bits=20)
+    assert p.coeff_mod_bit_sizes[0] == 60 and p.security_bits == 128
+    with pytest.raises(CkksParameterError):
+        derive_params(max_clients=n, precision=finest * 0.99, flood_bits=20)
+
+
+def test_the_run_default_precision_serves_larger_cohorts(tiny_cfg):
+    """secure.ckks_precision = 0 follows the cohort; a fixed 5e-7 would refuse 9 clients."""
+    from fedhft_secure.runtime.world import ckks_backends
+    server, members = ckks_backends(tiny_cfg(**{"secure.backend": '"ckks"', "fed.num_clients": "9"}))
+    assert server.server.params.max_clients == 9 and server.server.params.coeff_mod_bit_sizes[0] == 60
+    assert len(members) == 9
+    with pytest.raises(CkksParameterError):
+        derive_params(max_clients=9, precision=5e-7)
 
 
 # ---- sums ---------------------------------------------------------------------------------------

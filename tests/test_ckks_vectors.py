@@ -12,7 +12,8 @@ import torch
 from tenseal import sealapi
 
 from fedhft_secure.config import RunConfig, SecureConfig
-from fedhft_secure.secure.ckks import CkksParams, derive_params, flood_noise, layout_for, pack, unpack
+from fedhft_secure.secure.ckks import (CkksParams, derive_params, flood_noise, layout_for, pack,
+                                       tightest_precision, unpack)
 from fedhft_secure.secure.ckks.wire import VERSION, Envelope, Kind, decode_envelope, encode_envelope
 
 VECTORS = Path(__file__).resolve().parents[1] / "protocols" / "vectors" / "ckks"
@@ -48,10 +49,13 @@ def test_parameter_derivation_and_fingerprint(name):
 
 
 def test_the_run_default_is_the_vector():
-    s = SecureConfig()
+    """secure.ckks_precision = 0: the finest precision one 60-bit q0 gives the default cohort."""
+    s, n = SecureConfig(), RunConfig().fed.num_clients
+    assert s.ckks_precision == 0
+    finest = tightest_precision(max_clients=n, value_bound=s.ckks_value_bound, flood_bits=s.ckks_flood_bits)
     assert load("params-run-8.json")["request"] == {
-        "max_clients": RunConfig().fed.num_clients, "value_bound": s.ckks_value_bound,
-        "precision": s.ckks_precision, "flood_bits": s.ckks_flood_bits, "weight_bits": 0}
+        "max_clients": n, "value_bound": s.ckks_value_bound, "precision": finest,
+        "flood_bits": s.ckks_flood_bits, "weight_bits": 0}
 
 
 def test_message_envelope_v2():

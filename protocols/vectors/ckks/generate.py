@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import struct
 from pathlib import Path
 
@@ -50,11 +51,15 @@ def params_vector() -> dict:
 
 
 def params_run_vector() -> dict:
-    request = {"max_clients": 8, "value_bound": 4.0, "precision": 5e-7, "flood_bits": 20, "weight_bits": 0}
-    # by hand: E + F = 8 * 2.5 * sqrt(4096 * 8) * (1 + 2^20) / 2^s <= 5e-7 first at s = 53;
-    # q0 = 53 + ceil(log2(8 * 4)) + 2 = 60 (the largest prime SEAL takes); special = min(60, 109 - 60) = 49
+    # The run's default precision (secure.ckks_precision = 0): the finest one 60-bit q0 allows for
+    # 8 clients. By hand: q0 = 60 leaves 60 - ceil(log2(8 * 4)) - 2 = 53 bits of scale; N = 4096 is the
+    # smallest N with room for a 20-bit special prime next to it (N = 2048: 54 bits in all), and
+    # the larger N only add noise. E + F = 8 * 2.5 * sqrt(4096 * 8) * (1 + 2^20) / 2^53, times
+    # (1 + 1e-9) so that ceil(log2(.)) lands on 53; special = min(60, 109 - 60) = 49.
+    precision = 8 * 2.5 * math.sqrt(4096 * 8) * (1 + 2**20) / 2**53 * (1 + 1e-9)
+    request = {"max_clients": 8, "value_bound": 4.0, "precision": precision, "flood_bits": 20, "weight_bits": 0}
     params = {"poly_modulus_degree": 4096, "coeff_mod_bit_sizes": [60, 49], "scale_bits": 53,
-              "max_clients": 8, "value_bound": 4.0, "weight_bits": 0, "precision": 5e-7, "flood_bits": 20}
+              "max_clients": 8, "value_bound": 4.0, "weight_bits": 0, "precision": precision, "flood_bits": 20}
     return {"request": request, "params": params, "fingerprint": fingerprint(params)}
 
 
