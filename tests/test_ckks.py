@@ -337,14 +337,19 @@ def test_tampered_or_truncated_ciphertexts_raise_typed_errors(parties):
             client.decrypt(junk, layout=layout)
 
 
-def test_a_forged_seed_loads_but_the_member_refuses_the_sum():
-    """At q0 >= 56 bits SEAL's zstd stores the words raw, so the seed is the chunk's tail."""
-    sk = generate_keys(derive_params(max_clients=8, precision=1e-6))
-    client, server = CkksClient(sk), CkksServer(sk.public())
+def test_a_forged_seed_loads_but_the_member_refuses_the_sum(bundle, parties):
+    """A seeded upload ends with the 64-byte PRNG seed of c1: change it and SEAL expands another c1."""
+    client, server = parties
     layout = client.layout({"x": (50,)})
-    blob = bytearray(client.encrypt({"x": torch.full((50,), 0.25)}, layout=layout))
-    blob[-20] ^= 0x40  # inside the 64-byte PRNG seed of c1
-    summed = server.weighted_sum({2: bytes(blob)}, layout=layout)  # SEAL expands another c1: nothing to see
+    env = decode_envelope(client.encrypt({"x": torch.full((50,), 0.25)}, layout=layout),
+                          fingerprint=bundle.params.fingerprint, key_id=bundle.key_id, layout=layout.digest,
+                          chunks=1, max_chunk_bytes=10**7)
+    content = bytearray(zstandard.ZstdDecompressor().decompress(env.chunks[0][16:]))
+    content[-20] ^= 0x40  # inside the seed
+    chunk = env.chunks[0][:5] + b"\0" + env.chunks[0][6:8] + struct.pack("<Q", 16 + len(content)) + bytes(content)
+    forged = encode_envelope(Envelope(kind=Kind.FRESH, fingerprint=env.fingerprint, key_id=env.key_id,
+                                      layout=env.layout, summands=1, chunks=(chunk,)))
+    summed = server.weighted_sum({2: forged}, layout=layout)  # well-formed: the server cannot tell
     with pytest.raises(MalformedCiphertext, match="not made under this key"):
         client.decrypt(summed, layout=layout)
 
