@@ -8,13 +8,19 @@ layers (MiniLM-L6, LoRA r = 8 on query, value) x a 384 x 8 product, 12 row-count
 vectors of 384, the 2 x 384 + 2 classifier head: 42,242 values -- drawn
 uniform in [-1, 1] and multiplied by a weight p in (0, 1]. One cluster is summed.
 
-Rows `ckks-run*`: n = 8 at the run's defaults (secure.ckks_precision 1e-6, 20 flood bits).
+Rows `ckks-run*`: n = 8 at the run's defaults (secure.ckks_precision 0: the finest a 60-bit q0
+allows, secure.ckks_flood_bits; `-noflood`: the same precision without flooding).
 Rows: `ckks` (derived parameters: |value| <= 4, precision 1e-4 on a released sum,
 20 flood bits, max_clients = n), `ckks-noflood` (same, flood_bits = 0: the
 flooding noise equals the error bound), `plaintext` (the reference backend,
 float32 frames), `common` (N = 8192, [60, 40, 40, 60], scale 2^40, public-key
-encryption, one CKKSVector per layer: its product and counts; one for the head). bytes_per_fp32 = upload bytes per value / 4.
---quick encrypts 10 distinct clients and reuses their ciphertexts to make up n.
+encryption, one CKKSVector per layer: its product and counts; one for the head).
+bytes_per_fp32 = upload bytes per value / 4 (ckks uploads: seeded symmetric
+ciphertexts, c0 and a seed); sum_bytes_per_fp32 the same for the sum the
+server sends back (full ciphertexts). `model` = the size model of params.py.
+--quick encrypts 10 distinct clients and reuses their ciphertexts to make up n
+(the server refuses a repeated ciphertext, so --quick sums them with
+``CkksServer.add`` after loading each once per summand).
 """
 
 from __future__ import annotations
@@ -31,8 +37,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from fedhft_secure.config import RunConfig, SecureConfig  # noqa: E402
 from fedhft_secure.secure.api import Contribution, Expected, SessionInfo  # noqa: E402
-from fedhft_secure.secure.ckks import CkksClient, CkksServer, derive_params, generate_keys  # noqa: E402
+from fedhft_secure.secure.ckks import (CkksClient, CkksServer, derive_params, generate_keys,  # noqa: E402
+                                       tightest_precision)
 from fedhft_secure.secure.plaintext import PlaintextSum  # noqa: E402
 
 LAYERS, OUT, Q = 12, 384, 8
@@ -67,9 +75,12 @@ def bench_ckks(name: str, xs: list[dict[str, torch.Tensor]], distinct: int, prec
     t = time.perf_counter()
     fresh = [client.encrypt(x, layout=layout) for x in xs[:distinct]]
     enc = (time.perf_counter() - t) / len(fresh)
-    blobs = {i: fresh[i % len(fresh)] for i in range(n)}
     t = time.perf_counter()
-    summed = server.weighted_sum(blobs, layout=layout)
+    if distinct >= n:
+        summed = server.weighted_sum(dict(enumerate(fresh)), layout=layout)
+    else:  # a repeated ciphertext is refused as a replay: load each summand, then add
+        summed = server.add({i: server.load(fresh[i % len(fresh)], layout=layout, sender=i) for i in range(n)},
+                            layout=layout)
     agg = time.perf_counter() - t
     t = time.perf_counter()
     out = client.decrypt(summed, layout=layout)
@@ -84,7 +95,8 @@ def bench_ckks(name: str, xs: list[dict[str, torch.Tensor]], distinct: int, prec
             "encrypt_s_per_client": enc, "aggregate_s": agg, "decrypt_s": dec,
             "upload_bytes_per_client": len(fresh[0]), "sum_bytes": len(summed),
             "bytes_per_fp32": len(fresh[0]) / values / 4, "sum_bytes_per_fp32": len(summed) / values / 4,
-            "max_abs_error": err, "max_abs_error_unflooded": err_raw, "precision_bound": params.precision}
+            "model_bytes_per_fp32": params.upload_bytes_per_value / 4,
+            "model_sum_bytes_per_fp32": params.sum_bytes_per_value / 4, "max_abs_error": err, "max_abs_error_unflooded": err_raw, "precision_bound": params.precision}
 
 
 def layout_names(layout) -> list[str]:  # noqa: ANN001
@@ -160,29 +172,38 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(bench_ckks("ckks-noflood", xs, distinct, flood_bits=0))
         rows.append(bench_plaintext(xs))
         rows.append(bench_common(xs, distinct))
-    # what `fedhft-secure run --set secure.backend=ckks` uses by default: 8 clients, precision 1e-6
-    # (adapters within 1e-3 of plaintext), 20 flood bits
-    xs = clients(8, 8)
-    rows.append(bench_ckks("ckks-run", xs, 8, precision=1e-6))
-    rows.append(bench_ckks("ckks-run-noflood", xs, 8, precision=1e-6, flood_bits=0))
-    head = f"{'backend':13} {'n':>3} {'values':>7} {'N':>5} {'q0':>3} {'enc s/cl':>9} {'agg s':>7} {'dec s':>7} " \
-           f"{'up B/cl':>9} {'xfp32':>6} {'sum xfp32':>9} {'max err':>9}"
+    # what `fedhft-secure run --set secure.backend=ckks` uses by default: 8 clients
+    run, n_run = SecureConfig(), RunConfig().fed.num_clients
+    xs = clients(n_run, n_run)
+    precision = run.ckks_precision or tightest_precision(max_clients=n_run, value_bound=run.ckks_value_bound,
+                                                         flood_bits=run.ckks_flood_bits)
+    rows.append(bench_ckks("ckks-run", xs, n_run, precision=precision, flood_bits=run.ckks_flood_bits))
+    rows.append(bench_ckks("ckks-run-noflood", xs, n_run, precision=precision, flood_bits=0))
+    head = f"{'backend':16} {'n':>3} {'values':>7} {'N':>5} {'q0':>3} {'enc s/cl':>9} {'agg s':>7} {'dec s':>7} " \
+           f"{'up B/cl':>9} {'xfp32':>6} {'model':>6} {'sum xfp32':>9} {'max err':>9}"
     print(head)
     for r in rows:
         p = r.get("params", {})
-        print(f"{r['backend']:13} {r['n']:>3} {r['values']:>7} {p.get('poly_modulus_degree', '-'):>5} "
+        model = f"{r['model_bytes_per_fp32']:.2f}" if "model_bytes_per_fp32" in r else "-"
+        print(f"{r['backend']:16} {r['n']:>3} {r['values']:>7} {p.get('poly_modulus_degree', '-'):>5} "
               f"{(p.get('coeff_mod_bit_sizes') or ['-'])[0]:>3} {r['encrypt_s_per_client']:>9.4f} "
               f"{r['aggregate_s']:>7.3f} {r['decrypt_s']:>7.3f} {r['upload_bytes_per_client']:>9} "
-              f"{r['bytes_per_fp32']:>6.2f} {r['sum_bytes_per_fp32']:>9.2f} {r['max_abs_error']:>9.2e}")
+              f"{r['bytes_per_fp32']:>6.2f} {model:>6} {r['sum_bytes_per_fp32']:>9.2f} {r['max_abs_error']:>9.2e}")
     main_row = next(r for r in rows if r["backend"] == "ckks" and r["n"] == 50)
     common = next(r for r in rows if r["backend"] == "common" and r["n"] == 50)
+    run_row = next(r for r in rows if r["backend"] == "ckks-run")
     summary = {"bytes_per_fp32": main_row["bytes_per_fp32"],
                "bytes_per_fp32_common_config": common["bytes_per_fp32"],
+               "sum_bytes_per_fp32": main_row["sum_bytes_per_fp32"],
+               "bytes_per_fp32_run_default": run_row["bytes_per_fp32"],
+               "run_default_params": run_row["params"],
                "bytes_per_fp32_noflood": next(r for r in rows if r["backend"] == "ckks-noflood"
                                               and r["n"] == 50)["bytes_per_fp32"],
                "target_bytes_per_fp32": 6.0, "quick": args.quick, "rows": rows}
     print(f"bytes_per_fp32 (ckks, n=50): {summary['bytes_per_fp32']:.2f}  "
           f"without flooding: {summary['bytes_per_fp32_noflood']:.2f}  "
+          f"run default: {summary['bytes_per_fp32_run_default']:.2f}  "
+          f"sum (server -> members): {summary['sum_bytes_per_fp32']:.2f}  "
           f"common config: {summary['bytes_per_fp32_common_config']:.2f}  target <= 6")
     if args.json:
         Path(args.json).write_text(json.dumps(summary, indent=1))

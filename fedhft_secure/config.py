@@ -125,8 +125,9 @@ class SecureConfig:
                         choices=("dense", "reveal-rows"))
     ckks_keys: str = opt("", "ckks: folder written by `fedhft-secure keygen` (member_<i>.ckks-secret, "
                          "server.ckks-public); empty = a fresh consortium key in the run folder's keys/")
-    ckks_precision: float = opt(1e-6, "ckks: largest error of an opened sum value (decryption + flooding)",
-                                min=1e-12)
+    ckks_precision: float = opt(0.0, "ckks: largest error of an opened sum value (decryption + flooding); "
+                                "0 = the finest one 60-bit prime allows for fed.num_clients (8 clients: 4.2e-7)",
+                                min=0.0)
     ckks_flood_bits: int = opt(20, "ckks: flooding of opened values, 2^-bits statistical distance (IND-CPA^D)",
                                min=0, max=40)
     ckks_value_bound: float = opt(4.0, "ckks: largest |p_ij x| a client encrypts (sizes the modulus)", min=1e-6)

@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
+import time
 
 import numpy as np
 import pytest
 import tenseal as ts
 import torch
+import zstandard
+from tenseal import sealapi
 
 from fedhft_secure.cli import main
-from fedhft_secure.exceptions import (ConfigError, FedHFTError, LocalProtocolError, MalformedMessage,
-                                      MissingKey, RemoteProtocolError, ShapeMismatch, ValueOutOfRange,
-                                      WrongKey)
+from fedhft_secure.exceptions import (ConfigError, FedHFTError, LocalProtocolError, MalformedCiphertext,
+                                      MalformedMessage, MissingKey, OversizedMessage, RemoteProtocolError,
+                                      ReplayedMessage, ShapeMismatch, ValueOutOfRange, WrongKey)
 from fedhft_secure.runtime.keyfiles import PUBLIC_NAME, SECRET_NAME, keygen, read_public, read_secret
 from fedhft_secure.secure.api import Contribution, Expected
 from fedhft_secure.secure.ckks import (SECURITY_TABLE_128, CkksClient, CkksParameterError, CkksParams,
-                                       CkksServer, SecretBundle, derive_params, generate_keys)
+                                       CkksServer, SecretBundle, derive_params, generate_keys,
+                                       tightest_precision)
+from fedhft_secure.secure.ckks.backend import max_content
 from fedhft_secure.secure.ckks.params import check_params
+from fedhft_secure.secure.ckks.seal_io import canonical, load_ciphertext
 from fedhft_secure.secure.ckks.sum import SUM_KEY, CkksSum
 from fedhft_secure.secure.ckks.transport import new_identity, open_bundle, seal_bundle
+from fedhft_secure.secure.ckks.wire import Envelope, Kind, decode_envelope, encode_envelope
 from fedhft_secure.secure.opened import opens_on_client
 from fedhft_secure.secure.plaintext import PlaintextSum
 
@@ -74,6 +82,25 @@ def test_parameters_outside_the_table_or_inconsistent_are_refused(change):
 def test_unreachable_requests_are_refused_with_a_clear_error(kw):
     with pytest.raises(CkksParameterError, match="secure.ckks"):
         derive_params(**kw)
+
+
+@pytest.mark.parametrize("n", [1, 8, 9, 50, 100])
+def test_the_finest_precision_uses_the_largest_prime_and_nothing_finer_fits(n):
+    finest = tightest_precision(max_clients=n, flood_bits=20)
+    p = derive_params(max_clients=n, precision=finest, flood_bits=20)
+    assert p.coeff_mod_bit_sizes[0] == 60 and p.security_bits == 128
+    with pytest.raises(CkksParameterError):
+        derive_params(max_clients=n, precision=finest * 0.99, flood_bits=20)
+
+
+def test_the_run_default_precision_serves_larger_cohorts(tiny_cfg):
+    """secure.ckks_precision = 0 follows the cohort; a fixed 5e-7 would refuse 9 clients."""
+    from fedhft_secure.runtime.world import ckks_backends
+    server, members = ckks_backends(tiny_cfg(**{"secure.backend": '"ckks"', "fed.num_clients": "9"}))
+    assert server.server.params.max_clients == 9 and server.server.params.coeff_mod_bit_sizes[0] == 60
+    assert len(members) == 9
+    with pytest.raises(CkksParameterError):
+        derive_params(max_clients=9, precision=5e-7)
 
 
 # ---- sums ---------------------------------------------------------------------------------------
@@ -149,17 +176,23 @@ def test_values_outside_the_bound_are_refused_before_encryption(parties):
 def test_server_holds_no_secret_key_and_cannot_decrypt(bundle, parties):
     client, server = parties
     assert not server.ctx.has_secret_key() and not server.ctx.is_private()
-    assert not server.ctx.has_galois_keys()
+    assert not server.ctx.has_galois_keys() and not server.ctx.has_relin_keys()
+    with pytest.raises(ValueError, match="Secret key"):
+        server.ctx.secret_key()
+    # nothing the server object holds is a key or a key-holding SEAL object
+    keyish = (sealapi.SecretKey, sealapi.PublicKey, sealapi.Encryptor, sealapi.Decryptor)
+    assert not [n for n, v in vars(server).items() if isinstance(v, keyish)]
+    assert not hasattr(server, "decrypt")
     pub = bundle.public().to_bytes()
     assert len(pub) < 1000 < len(bundle.to_bytes())
     assert bundle.flood_key not in pub
     layout = client.layout({"x": (10,)})
     blob = client.encrypt({"x": torch.ones(10)}, layout=layout)
     summed = server.weighted_sum({0: blob}, layout=layout)
-    _, vecs = server._parse(summed, layout, None, None)
-    with pytest.raises(ValueError, match="secret"):
-        vecs[0].decrypt()
-    assert not hasattr(server, "decrypt")
+    _, up = server._parse(summed, layout, Kind.SUM, None)  # it can load the sum it made ...
+    with pytest.raises(ValueError):  # ... and no decryptor can be built from what it has
+        sealapi.Decryptor(server.seal, sealapi.SecretKey())
+    assert up.ciphertexts[0].size() == 2
     with pytest.raises(MalformedMessage):  # a public context that carries a secret key is refused
         CkksServer(type(bundle.public())(params=bundle.params, key_id=bundle.key_id, context=bundle.context))
 
@@ -219,13 +252,57 @@ def test_secret_bundle_transport_over_x25519_aes_gcm(bundle):
                     sender_public=alice.public_key())
 
 
-# ---- hostile bytes ------------------------------------------------------------------------------
+# ---- uploads and hostile bytes ---------------------------------------------------------------
+
+def test_uploads_are_seeded_and_a_full_ciphertext_upload_is_refused(bundle, parties):
+    client, server = parties
+    n_poly = bundle.params.poly_modulus_degree
+    layout = client.layout({"x": (n_poly // 2,)})  # exactly one full ciphertext
+    blob = client.encrypt({"x": torch.rand(n_poly // 2) - 0.5}, layout=layout)
+    summed = server.weighted_sum({0: blob}, layout=layout)
+    up_chunk = decode_envelope(blob, fingerprint=bundle.params.fingerprint, key_id=bundle.key_id,
+                               layout=layout.digest, chunks=1, max_chunk_bytes=10**7).chunks[0]
+    sum_chunk = decode_envelope(summed, fingerprint=bundle.params.fingerprint, key_id=bundle.key_id,
+                                layout=layout.digest, chunks=1, max_chunk_bytes=10**7).chunks[0]
+    # c0 + a seed against c0 + c1: about half, and close to the size model
+    assert len(up_chunk) < 0.52 * len(sum_chunk)
+    per_value = len(up_chunk) / (n_poly // 2)
+    assert per_value <= bundle.params.upload_bytes_per_value * 1.05 + 0.2
+    assert len(blob) / (n_poly // 2) / 4 <= 4.1  # bytes per fp32 value, q0 <= 60 bits
+    # the server's own full sum re-labelled as an upload: too big for one polynomial and a seed
+    full = encode_envelope(Envelope(kind=Kind.FRESH, fingerprint=bundle.params.fingerprint, key_id=bundle.key_id,
+                                    layout=layout.digest, summands=1, chunks=(sum_chunk,)))
+    with pytest.raises(OversizedMessage) as info:
+        server.weighted_sum({4: full}, layout=layout)
+    assert info.value.sender == 4
+
+
+def test_a_replayed_ciphertext_is_refused(parties):
+    client, server = parties
+    layout = client.layout({"x": (100,)})
+    a, b = (client.encrypt({"x": torch.ones(100)}, layout=layout) for _ in range(2))
+    assert a != b  # same values, fresh seed and noise
+    with pytest.raises(ReplayedMessage) as info:
+        server.weighted_sum({0: a, 1: b, 2: a}, layout=layout)
+    assert info.value.sender == 2
+    # the same ciphertext framed otherwise (uncompressed, or deflated at another level) is still a replay
+    env = decode_envelope(a, fingerprint=client.params.fingerprint, key_id=client.key_id, layout=layout.digest,
+                          chunks=1, max_chunk_bytes=10**7)
+    content = zstandard.ZstdDecompressor().decompress(env.chunks[0][16:])
+    for mode, body in ((0, content), (2, zstandard.ZstdCompressor(level=19).compress(content))):
+        chunk = env.chunks[0][:5] + bytes([mode]) + env.chunks[0][6:8] + struct.pack("<Q", 16 + len(body)) + body
+        reframed = encode_envelope(Envelope(kind=Kind.FRESH, fingerprint=env.fingerprint, key_id=env.key_id,
+                                            layout=env.layout, summands=1, chunks=(chunk,)))
+        assert reframed != a
+        with pytest.raises(ReplayedMessage):
+            server.weighted_sum({0: a, 1: reframed}, layout=layout)
+
 
 def test_tampered_or_truncated_ciphertexts_raise_typed_errors(parties):
     client, server = parties
     layout = client.layout({"x": (3000,)})
     good = client.encrypt({"x": torch.rand(3000)}, layout=layout)
-    for cut in (0, 10, 40, 60, len(good) // 2, len(good) - 1):
+    for cut in (0, 10, 40, 60, 80, 120, len(good) // 2, len(good) - 1):
         with pytest.raises(RemoteProtocolError) as info:
             server.weighted_sum({3: good[:cut]}, layout=layout)
         assert info.value.sender == 3
@@ -233,11 +310,15 @@ def test_tampered_or_truncated_ciphertexts_raise_typed_errors(parties):
         server.weighted_sum({3: good + b"\0"}, layout=layout)
     with pytest.raises(ShapeMismatch):
         server.weighted_sum({3: good}, layout=client.layout({"x": (2999,)}))
+    old = bytearray(good)
+    old[4] = 1  # wire version 1 carried TenSEAL CKKSVectors
+    with pytest.raises(MalformedCiphertext, match="version 1"):
+        server.weighted_sum({3: bytes(old)}, layout=layout)
     rng = np.random.default_rng(0)
     outcomes = {"rejected": 0, "accepted": 0}
-    for _ in range(60):
+    for region in [(0, 60), (60, 140), (140, 400), (400, len(good))] * 15:  # envelope, SEAL/zstd headers, data
         bad = bytearray(good)
-        for pos in rng.integers(0, len(bad), size=int(rng.integers(1, 4))):
+        for pos in rng.integers(*region, size=int(rng.integers(1, 4))):
             bad[pos] ^= 1 << int(rng.integers(0, 8))
         try:
             summed = server.weighted_sum({1: bytes(bad)}, layout=layout)
@@ -254,6 +335,79 @@ def test_tampered_or_truncated_ciphertexts_raise_typed_errors(parties):
     for junk in (b"", b"FHCK", os.urandom(200), b"FHCK" + os.urandom(5000)):
         with pytest.raises(RemoteProtocolError):
             client.decrypt(junk, layout=layout)
+
+
+def test_a_forged_seed_loads_but_the_member_refuses_the_sum(bundle, parties):
+    """A seeded upload ends with the 64-byte PRNG seed of c1: change it and SEAL expands another c1."""
+    client, server = parties
+    layout = client.layout({"x": (50,)})
+    env = decode_envelope(client.encrypt({"x": torch.full((50,), 0.25)}, layout=layout),
+                          fingerprint=bundle.params.fingerprint, key_id=bundle.key_id, layout=layout.digest,
+                          chunks=1, max_chunk_bytes=10**7)
+    content = bytearray(zstandard.ZstdDecompressor().decompress(env.chunks[0][16:]))
+    content[-20] ^= 0x40  # inside the seed
+    chunk = env.chunks[0][:5] + b"\0" + env.chunks[0][6:8] + struct.pack("<Q", 16 + len(content)) + bytes(content)
+    forged = encode_envelope(Envelope(kind=Kind.FRESH, fingerprint=env.fingerprint, key_id=env.key_id,
+                                      layout=env.layout, summands=1, chunks=(chunk,)))
+    summed = server.weighted_sum({2: forged}, layout=layout)  # well-formed: the server cannot tell
+    with pytest.raises(MalformedCiphertext, match="not made under this key"):
+        client.decrypt(summed, layout=layout)
+
+
+def _zstd(content: int, blocks: list[tuple[int, int, bytes]], fhd: int = 0xA0) -> bytes:
+    """A zstd frame: FHD (single segment, 4-byte content size), then (type, size, payload) blocks."""
+    out = b"\x28\xb5\x2f\xfd" + bytes([fhd]) + struct.pack("<I", content)
+    for i, (kind, size, payload) in enumerate(blocks):
+        head = (size << 3) | (kind << 1) | (i == len(blocks) - 1)
+        out += head.to_bytes(3, "little") + payload
+    return out
+
+
+def test_hostile_seal_blobs_are_typed_errors_naming_the_sender(bundle, parties):
+    client, server = parties
+    layout = client.layout({"x": (10,)})
+    env = decode_envelope(client.encrypt({"x": torch.ones(10)}, layout=layout), fingerprint=bundle.params.fingerprint,
+                          key_id=bundle.key_id, layout=layout.digest, chunks=1, max_chunk_bytes=10**7)
+    good = env.chunks[0]
+    head = good[:8]  # SEAL's magic, header size, version and compression mode as SEAL writes them
+
+    def seal(body: bytes, mode: int = 2) -> bytes:
+        return head[:5] + bytes([mode]) + head[6:8] + struct.pack("<Q", 16 + len(body)) + body
+
+    rle = [(1, 128 * 1024, b"\1")] * 800  # 100 MB from 3 kB
+    # What aborted the process inside SEAL's own inflater (TenSEAL 0.3.18, found by fuzzing): the
+    # inner array's header marked zstd-compressed, the content cut short, the whole deflated again.
+    content = bytearray(zstandard.ZstdDecompressor().decompress(good[16:]))
+    content[content.find(b"\x5e\xa1\x10\x04") + 5] = 2
+    cases = {
+        "aborts SEAL's inflater": seal(zstandard.ZstdCompressor().compress(bytes(content[:5000]))),
+        "zstd bomb": seal(_zstd(len(rle) * 128 * 1024, rle)),
+        "undeclared bomb": seal(b"\x28\xb5\x2f\xfd\x00\x58" + _zstd(0, rle)[9:]),  # no content size, 2 MB window
+        "zlib": seal(b"x" * 40, mode=1),
+        "unknown mode": seal(b"x" * 40, mode=7),
+        "uncompressed nonsense": seal(os.urandom(300), mode=0),
+        "not zstd": seal(os.urandom(300)),
+        "size lies": good[:-1],
+        "trailing byte": seal(good[16:] + b"\0"),
+        "not SEAL 4": good[:2] + b"\x10\x03" + good[4:],
+        "wrong magic": b"\x00" + good[1:],
+        "empty": b"",
+        "oversized": seal(bytes(max_content(bundle.params, Kind.FRESH) + 1), mode=0),
+    }
+    for name, blob in cases.items():
+        wrapped = encode_envelope(Envelope(kind=Kind.FRESH, fingerprint=bundle.params.fingerprint,
+                                           key_id=bundle.key_id, layout=layout.digest, summands=1, chunks=(blob,)))
+        t0 = time.perf_counter()
+        with pytest.raises(RemoteProtocolError) as info:
+            server.weighted_sum({5: wrapped}, layout=layout)
+        assert info.value.sender == 5, name
+        assert time.perf_counter() - t0 < 1.0, name
+        if name in ("oversized", "zstd bomb"):  # declared: refused before anything is inflated
+            assert isinstance(info.value, OversizedMessage), name
+    with pytest.raises(MalformedCiphertext, match="canonical"):  # SEAL never sees compressed bytes
+        load_ciphertext(server.seal, cases["zstd bomb"], sender=5)
+    with pytest.raises(MalformedCiphertext, match="SEAL refuses"):
+        load_ciphertext(server.seal, canonical(cases["uncompressed nonsense"], max_content=10**6), sender=5)
 
 
 # ---- the SecureSum backend -----------------------------------------------------------------------

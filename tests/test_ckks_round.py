@@ -123,11 +123,13 @@ def test_a_member_that_missed_the_result_catches_up_next_round(tmp_path, tiny_cf
 
 def tamper(kinds):
     """Client -> kind of misbehaviour in its pass replies of round 0 (pass 2 onwards)."""
-    first = {}
+    first, honest = {}, {}
     other = generate_keys(derive_params(max_clients=8, precision=1e-6))
 
     def fault(stage, rnd, i, blob):
         kind = kinds.get(i)
+        if rnd == 0 and stage == "pass:2<" and i == 0:
+            honest[stage] = decode(blob, PassReply)  # client 0 answers first
         if kind is None or rnd != 0 or not (stage.startswith("pass:") and stage.endswith("<")):
             return blob
         first.setdefault(i, blob)
@@ -137,6 +139,8 @@ def tamper(kinds):
         key = sorted(msg.payload)[0]
         if kind == "replay":
             return first[i]
+        if kind == "copied":  # another member's ciphertexts of this pass, under its own sender id
+            return encode(PassReply(round=0, pass_idx=msg.pass_idx, sender=i, payload=honest[stage].payload))
         if kind == "forged":
             return encode(PassReply(round=0, pass_idx=msg.pass_idx, sender=0, payload=msg.payload))
         if kind == "oversized":
@@ -157,13 +161,13 @@ def tamper(kinds):
 
 
 def test_deviating_clients_are_dropped_with_typed_errors(tmp_path, tiny_cfg):
-    cfg = tiny_cfg(**CKKS, **{"fed.rounds": "1", "fed.num_clients": "8"})
-    kinds = {1: "replay", 2: "forged", 3: "oversized", 4: "missing", 5: "garbage", 6: "other-key"}
+    cfg = tiny_cfg(**CKKS, **{"fed.rounds": "1", "fed.num_clients": "9"})
+    kinds = {1: "replay", 2: "forged", 3: "oversized", 4: "missing", 5: "garbage", 6: "other-key", 7: "copied"}
     res = run(cfg, tmp_path, progress=False, fault=tamper(kinds))
     why = {d["client"]: d["reason"].split(":")[0] for d in res["rounds"][0]["dropped"]}
     assert why == {1: "WrongRound", 2: "WrongSender", 3: "OversizedMessage", 4: "ShapeMismatch",
-                   5: "MalformedCiphertext", 6: "WrongKey"}
-    assert [c["completed"] for c in res["rounds"][0]["clients"]] == [i in (0, 7) for i in range(8)]
+                   5: "MalformedCiphertext", 6: "WrongKey", 7: "ReplayedMessage"}
+    assert [c["completed"] for c in res["rounds"][0]["clients"]] == [i in (0, 8) for i in range(9)]
     assert all(np.isfinite(res["rounds"][0]["test_accuracy"]))
 
 

@@ -18,6 +18,10 @@ def test_import_linter_contract_holds():
 
 PURE = ["algorithm", "secure", "fl", "privacy"]
 FORBIDDEN_CALLS = {"print", "open", "input"}
+#: The one exception, and why: TenSEAL's SEAL binding saves and loads ciphertexts through file
+#: paths only, so seal_io round-trips them through a private temporary directory (0700) that is
+#: deleted before the call returns; only ciphertexts pass through it, never a key.
+ALLOWED_OPEN = {"secure/ckks/seal_io.py"}
 FORBIDDEN_MODULES = {"socket", "logging", "time", "random", "subprocess"}
 
 
@@ -27,6 +31,8 @@ def test_pure_layers_do_no_io():
             tree = ast.parse(path.read_text())
             for node in ast.walk(tree):
                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                    if node.func.id == "open" and path.relative_to(ROOT / "fedhft_secure").as_posix() in ALLOWED_OPEN:
+                        continue
                     assert node.func.id not in FORBIDDEN_CALLS, f"{path}: {node.func.id}()"
                 if isinstance(node, (ast.Import, ast.ImportFrom)):
                     names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]

@@ -22,7 +22,7 @@ from ..model.base import Encoded, encode_texts, load_base_model, load_tokenizer
 from ..model.lora import head_state, inject_lora, lora_modules
 from ..crypto.sign import IdentityKey
 from ..secure.api import SecureSum, backend_for
-from ..secure.ckks import derive_params, generate_keys
+from ..secure.ckks import derive_params, generate_keys, tightest_precision
 from ..secure.ckks.sum import CkksSum
 from .keyfiles import PUBLIC_NAME, SECRET_NAME, keygen, read_public, read_secret
 from ..privacy.ledger import ClientLedger
@@ -65,12 +65,12 @@ def ckks_backends(cfg: RunConfig, keys_dir: Path | None = None) -> tuple[CkksSum
     """
     s, n = cfg.secure, cfg.fed.num_clients
     folder = Path(s.ckks_keys) if s.ckks_keys else keys_dir
+    sizing = dict(max_clients=n, value_bound=s.ckks_value_bound, flood_bits=s.ckks_flood_bits)
+    precision = s.ckks_precision or tightest_precision(**sizing)
     if folder is not None and not s.ckks_keys and not (folder / PUBLIC_NAME).exists():
-        keygen(n, folder, derive_params(max_clients=n, value_bound=s.ckks_value_bound,
-                                        precision=s.ckks_precision, flood_bits=s.ckks_flood_bits))
+        keygen(n, folder, derive_params(precision=precision, **sizing))
     if folder is None:
-        bundle = generate_keys(derive_params(max_clients=n, value_bound=s.ckks_value_bound,
-                                             precision=s.ckks_precision, flood_bits=s.ckks_flood_bits))
+        bundle = generate_keys(derive_params(precision=precision, **sizing))
         public, members = bundle.public(), [bundle] * n
     else:
         paths = [folder / SECRET_NAME.format(i=i) for i in range(n)]

@@ -4,8 +4,9 @@ Every member holds the same ``SecretBundle``: the TenSEAL context with the
 CKKS secret key (symmetric encryption, no public key, no relinearization or
 Galois keys), a 32-byte flooding key, and a key id naming this key epoch. The
 server holds a ``PublicBundle``: the parameters only (a TenSEAL context
-without any key, which can add ciphertexts and cannot decrypt). Adding needs
-no evaluation key, so none is generated or shipped.
+without any key; the server uses nothing of it but its SEALContext, which can
+load seeded uploads, add ciphertexts and never decrypt). Adding needs no
+evaluation key, so none is generated or shipped.
 
 Randomness: the flooding key and key id come from ``entropy`` (``os.urandom``
 unless a test injects another source); the CKKS secret key from SEAL's

@@ -7,10 +7,17 @@ k < 2^weight_bits that the server applies by additions. No ciphertext is
 ever multiplied by another or rescaled, so one data prime q0 suffices; the
 chain is ``[q0, special]`` (SEAL refuses a single prime; the special prime is
 never used, as nothing is key-switched, and takes what the table leaves) and a ciphertext
-travels at q0 only. Its size is about 4 coefficients x log2(q0)/8 bytes per
-value, so every bit of q0 costs half a byte per value.
+travels at q0 only.
 
-Noise model (measured with TenSEAL 0.3.18 symmetric encryption, see
+Size: N coefficients of one polynomial carry N/2 values. An upload is a
+*seeded* symmetric ciphertext -- c0 plus the seed of c1 -- so 2 coefficients
+per value; a sum (server -> members) is a full ciphertext, 4 coefficients.
+SEAL stores a coefficient in a 64-bit word that zstd shrinks to about
+min(8, log2(q0)/8 + 1) bytes (measured, ``COEFF_BYTES``). With q0 <= 60 bits an
+upload is therefore at most about 16 bytes per value, 4x fp32: the prime size
+limit, not the byte budget, bounds the precision.
+
+Noise model (measured with SEAL symmetric encryption, seeded or not, TenSEAL 0.3.18; see
 ``protocols/ckks.md``): a fresh ciphertext decrypts with slot error of
 standard deviation ``FRESH_SIGMA * sqrt(N) / scale`` (measured 2.28-2.31);
 a sum of n has sqrt(n) times that. ``TAIL`` standard deviations bound it.
@@ -31,8 +38,8 @@ from dataclasses import asdict, dataclass
 
 from ...exceptions import ConfigError
 
-__all__ = ["SECURITY_TABLE_128", "FRESH_SIGMA", "TAIL", "CkksParams", "CkksParameterError",
-           "derive_params", "check_params", "DEFAULT_MAX_CLIENTS", "DEFAULT_VALUE_BOUND",
+__all__ = ["SECURITY_TABLE_128", "FRESH_SIGMA", "TAIL", "CkksParams", "CkksParameterError", "coeff_bytes",
+           "derive_params", "check_params", "tightest_precision", "DEFAULT_MAX_CLIENTS", "DEFAULT_VALUE_BOUND",
            "DEFAULT_PRECISION", "DEFAULT_FLOOD_BITS"]
 
 #: HomomorphicEncryption.org standard (2018), classic 128-bit security,
@@ -43,6 +50,15 @@ FRESH_SIGMA = 2.5  # > the measured 2.31: slot-error std of a fresh ciphertext, 
 TAIL = 8.0  # standard deviations that bound the error (Gaussian tail < 1e-15 per slot)
 MAX_PRIME_BITS = 60  # SEAL's limit for one prime
 MIN_PRIME_BITS = 20
+
+def coeff_bytes(bits: int) -> float:
+    """Serialized bytes of one coefficient modulo a ``bits``-bit prime (zstd on 64-bit words).
+
+    Measured with TenSEAL 0.3.18 / SEAL 4.x at N = 4096: 20 bits 3.3, 40 bits 6.0,
+    49 bits 7.1, 55 bits 7.6, 60 bits 8.05 (raw words: zstd stores them as they are).
+    """
+    return min(8.0, bits / 8 + 1.0)
+
 
 DEFAULT_MAX_CLIENTS = 64
 DEFAULT_VALUE_BOUND = 4.0
@@ -88,6 +104,16 @@ class CkksParams:
         return 128 if self.log_q <= SECURITY_TABLE_128.get(self.poly_modulus_degree, -1) else 0
 
     @property
+    def upload_bytes_per_value(self) -> float:
+        """Model: a seeded upload (c0 and a seed), 2 coefficients per value."""
+        return 2 * coeff_bytes(self.coeff_mod_bit_sizes[0])
+
+    @property
+    def sum_bytes_per_value(self) -> float:
+        """Model: a full sum ciphertext (c0, c1), 4 coefficients per value."""
+        return 4 * coeff_bytes(self.coeff_mod_bit_sizes[0])
+
+    @property
     def error_bound(self) -> float:
         """Bound E on the decryption error of a sum of max_clients (weighted) ciphertexts."""
         # integer weights k <= 2^w are divided out again: sqrt(sum k^2) / 2^w <= sqrt(n)
@@ -125,7 +151,7 @@ def _q0_bits(scale_bits: int, max_clients: int, value_bound: float, weight_bits:
 def derive_params(*, max_clients: int = DEFAULT_MAX_CLIENTS, value_bound: float = DEFAULT_VALUE_BOUND,
                   precision: float = DEFAULT_PRECISION, flood_bits: int = DEFAULT_FLOOD_BITS,
                   weight_bits: int = 0) -> CkksParams:
-    """The smallest ciphertext (then the smallest N) that meets ``precision`` for these sums."""
+    """The smallest ciphertext (smallest q0, then the smallest N) that meets ``precision`` for these sums."""
     if max_clients < 1 or not value_bound > 0 or not precision > 0 or flood_bits < 0 or weight_bits < 0:
         raise CkksParameterError(
             f"max_clients={max_clients}, value_bound={value_bound}, precision={precision}, "
@@ -152,6 +178,26 @@ def derive_params(*, max_clients: int = DEFAULT_MAX_CLIENTS, value_bound: float 
         f"precision {precision} for {max_clients} clients, |value| <= {value_bound}, "
         f"flood_bits {flood_bits} needs a data prime above {MAX_PRIME_BITS} bits ({'; '.join(tried)})",
         "a coarser precision, fewer clients, a smaller value bound or fewer flood bits")
+
+
+def tightest_precision(*, max_clients: int = DEFAULT_MAX_CLIENTS, value_bound: float = DEFAULT_VALUE_BOUND,
+                       flood_bits: int = DEFAULT_FLOOD_BITS, weight_bits: int = 0) -> float:
+    """The finest precision one data prime (q0 <= 60 bits) gives these sums; ``derive_params`` accepts it.
+
+    Why a function and not a constant: q0 must also hold the sum of ``max_clients``
+    values, and E grows with sqrt(n), so the finest precision coarsens with the
+    cohort (8 clients: 4.2e-7; 16: 1.2e-6; 50: 8.4e-6 at 20 flood bits).
+    """
+    if max_clients < 1 or not value_bound > 0 or flood_bits < 0 or weight_bits < 0:
+        raise CkksParameterError(f"max_clients={max_clients}, value_bound={value_bound}, flood_bits={flood_bits}",
+                                 "max_clients >= 1, value_bound > 0, flood_bits >= 0, weight_bits >= 0")
+    best = math.inf
+    for n_poly, limit in SECURITY_TABLE_128.items():
+        q0 = min(MAX_PRIME_BITS, limit - MIN_PRIME_BITS)  # leave the special prime its minimum
+        scale_bits = q0 - math.ceil(math.log2(max_clients * 2**weight_bits * value_bound)) - 2
+        noise = TAIL * FRESH_SIGMA * math.sqrt(n_poly * max_clients)
+        best = min(best, noise * (1 + 2.0**flood_bits) / 2.0**scale_bits)
+    return best * (1 + 1e-9)  # so that derive_params' ceil(log2(...)) lands on that scale
 
 
 def check_params(p: CkksParams) -> None:

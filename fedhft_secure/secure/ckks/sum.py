@@ -12,10 +12,11 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from ...exceptions import MalformedCiphertext, MissingKey, RemoteProtocolError, ShapeMismatch
+from ...exceptions import (MalformedCiphertext, MissingKey, RemoteProtocolError, ReplayedMessage,
+                           ShapeMismatch)
 from ..api import (BACKENDS, ClientSession, Contribution, Expected, SecureSum, ServerSession, SessionInfo,
                    Tensors)
-from .backend import CkksClient, CkksServer
+from .backend import CkksClient, CkksServer, Upload
 from .keys import PublicBundle, SecretBundle
 from .packing import Layout, layout_for
 
@@ -130,47 +131,61 @@ class CkksSum(SecureSum):
 
 
 class _Server(ServerSession):
-    """Checks each payload as it arrives; adds the ciphertexts of the contributors at ``end_inputs``."""
+    """Loads each payload as it arrives; adds the ciphertexts of the contributors at ``end_inputs``.
+
+    A chunk whose bytes were already accepted in this session (any pass, any
+    sender) is a replay: fresh seeded encryptions never repeat, so it is
+    refused with ``ReplayedMessage`` and its sender dropped.
+    """
 
     def __init__(self, backend: CkksSum, info: SessionInfo) -> None:
         self.backend, self.info = backend, info
         self._alive = set(info.cohort)
-        self.blobs: dict[int, dict[int, bytes]] = {}
+        self.uploads: dict[int, dict[int, Upload]] = {}
+        self._sent: set[int] = set()
+        self._seen: set[bytes] = set()
         self.result: list[Tensors] | None = None
         self.errors: list[tuple[int, str]] = []
 
     @property
     def contributors(self) -> set[int]:
-        return set(self.blobs) & self._alive
+        return self._sent & self._alive
 
     def begin_pass(self, pass_seq: int, *, slot: int, expected: Expected) -> None:
         self.expected, self.layout = expected, self.backend.layout(expected)
-        self.blobs, self.result = {}, None
+        self.uploads, self._sent, self.result = {}, set(), None
 
     def add_payload(self, client: int, payload: Tensors) -> None:
-        assert self.backend.server is not None
+        server = self.backend.server
+        assert server is not None
         try:
             w = self.info.weights[client]
             wanted = {payload_key(j) for j in range(self.info.clusters) if w[j] > 0}
             if set(payload) != wanted:
                 raise ShapeMismatch(f"sender {client}: ciphertexts {sorted(set(payload) ^ wanted)[:4]} "
                                     f"missing or unexpected", sender=client)
-            blobs = {j: _to_bytes(payload[payload_key(j)], client) for j in range(self.info.clusters) if w[j] > 0}
-            for blob in blobs.values():
-                self.backend.server.check(blob, layout=self.layout, sender=client)
+            ups = {j: server.load(_to_bytes(payload[payload_key(j)], client), layout=self.layout, sender=client)
+                   for j in range(self.info.clusters) if w[j] > 0}
+            digests = [d for up in ups.values() for d in up.digests]
+            if self._seen.intersection(digests) or len(set(digests)) < len(digests):
+                raise ReplayedMessage(f"sender {client}: a ciphertext already sent in this round",
+                                      sender=client)
         except RemoteProtocolError:
             self._alive.discard(client)
             raise
-        self.blobs[client] = blobs
+        self._seen.update(digests)
+        self.uploads[client] = ups
+        self._sent.add(client)
 
     def end_inputs(self) -> None:
-        assert self.backend.server is not None
-        self._alive &= set(self.blobs)
+        server = self.backend.server
+        assert server is not None
+        self._alive &= self._sent
         out: list[Tensors] = []
         for j in range(self.info.clusters):
-            blobs = {c: b[j] for c, b in self.blobs.items() if c in self._alive and j in b}
-            out.append({SUM_KEY: _to_tensor(self.backend.server.weighted_sum(blobs, layout=self.layout))}
-                       if blobs else {})
+            ups = {c: u[j] for c, u in self.uploads.items() if c in self._alive and j in u}
+            out.append({SUM_KEY: _to_tensor(server.add(ups, layout=self.layout))} if ups else {})
+        self.uploads = {}  # consumed by the additions
         self.result = out
 
     def sums(self) -> list[Tensors] | None:

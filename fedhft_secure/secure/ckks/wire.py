@@ -1,11 +1,13 @@
-"""The CKKS message: an envelope around TenSEAL ciphertexts, one per chunk.
+"""The CKKS message: an envelope around SEAL ciphertexts, one per chunk.
 
-    b"FHCK" | version u8 | kind u8 | params fingerprint 8 | key id 8 | layout digest 8
-    | summands u32 | chunks u32 | chunks x (length u32 | TenSEAL CKKSVector bytes)
+    b"FHCK" | version u8 = 2 | kind u8 | params fingerprint 8 | key id 8 | layout digest 8
+    | summands u32 | chunks u32 | chunks x (length u32 | SEAL ciphertext bytes)
 
-``kind`` 1 = a client's fresh ciphertexts, 2 = a sum made by the server.
+``kind`` 1 = a client's fresh ciphertexts (SEAL's seeded serialization: c0
+and the seed of c1), 2 = a sum made by the server (a full ciphertext).
+Version 1 carried TenSEAL CKKSVector bytes; it is refused.
 ``summands`` is informative (the server's count); no decision trusts it.
-Parsing checks every length before reading; nothing here touches TenSEAL.
+Parsing checks every length before reading; nothing here touches SEAL.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from ...exceptions import MalformedCiphertext, ShapeMismatch, WrongKey
+from ...exceptions import MalformedCiphertext, OversizedMessage, ShapeMismatch, WrongKey
 
 __all__ = ["Kind", "Envelope", "encode_envelope", "decode_envelope", "MAGIC", "VERSION"]
 
 MAGIC = b"FHCK"
-VERSION = 1
+VERSION = 2
 _HEAD = struct.Struct("<4sBB8s8s8sII")
 _LEN = struct.Struct("<I")
 
@@ -75,9 +77,11 @@ def decode_envelope(blob: bytes, *, fingerprint: bytes, key_id: bytes, layout: b
             raise MalformedCiphertext(f"{who}ciphertext message truncated", sender=sender)
         (size,) = _LEN.unpack_from(blob, pos)
         pos += _LEN.size
-        if size > max_chunk_bytes or pos + size > len(blob):
-            raise MalformedCiphertext(f"{who}ciphertext of {size} bytes truncated or above "
-                                      f"{max_chunk_bytes}", sender=sender)
+        if size > max_chunk_bytes:
+            raise OversizedMessage(f"{who}ciphertext of {size} bytes, at most {max_chunk_bytes} here",
+                                   sender=sender)
+        if pos + size > len(blob):
+            raise MalformedCiphertext(f"{who}ciphertext of {size} bytes truncated", sender=sender)
         out.append(blob[pos:pos + size])
         pos += size
     if pos != len(blob):

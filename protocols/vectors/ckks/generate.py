@@ -2,9 +2,11 @@
 
 Nothing here calls fedhft_secure: layouts are laid out by hand from the rule
 in protocols/ckks.md, fingerprints and flooding noise are computed with
-hashlib/hmac from the same spec, and the encode -> decode values come
-straight from SEAL's CKKSEncoder (tenseal.sealapi, TenSEAL 0.3.18). CKKS
-encoding involves no randomness, so the decoded doubles are a known answer.
+hashlib/hmac from the same spec, the message envelope is packed with struct
+from its layout in the spec, and the encode -> decode values come straight
+from SEAL's CKKSEncoder (tenseal.sealapi, TenSEAL 0.3.18). CKKS encoding
+involves no randomness, so the decoded doubles are a known answer; the
+encryption of those plaintexts (seeded symmetric) is random and has none.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +50,31 @@ def params_vector() -> dict:
     return {"request": request, "params": params, "fingerprint": fingerprint(params)}
 
 
+def params_run_vector() -> dict:
+    # The run's default precision (secure.ckks_precision = 0): the finest one 60-bit q0 allows for
+    # 8 clients. By hand: q0 = 60 leaves 60 - ceil(log2(8 * 4)) - 2 = 53 bits of scale; N = 4096 is the
+    # smallest N with room for a 20-bit special prime next to it (N = 2048: 54 bits in all), and
+    # the larger N only add noise. E + F = 8 * 2.5 * sqrt(4096 * 8) * (1 + 2^20) / 2^53, times
+    # (1 + 1e-9) so that ceil(log2(.)) lands on 53; special = min(60, 109 - 60) = 49.
+    precision = 8 * 2.5 * math.sqrt(4096 * 8) * (1 + 2**20) / 2**53 * (1 + 1e-9)
+    request = {"max_clients": 8, "value_bound": 4.0, "precision": precision, "flood_bits": 20, "weight_bits": 0}
+    params = {"poly_modulus_degree": 4096, "coeff_mod_bit_sizes": [60, 49], "scale_bits": 53,
+              "max_clients": 8, "value_bound": 4.0, "weight_bits": 0, "precision": precision, "flood_bits": 20}
+    return {"request": request, "params": params, "fingerprint": fingerprint(params)}
+
+
+def envelope_vector() -> dict:
+    """A kind-1 (upload) message of version 2 with two opaque chunks, packed from the spec's layout."""
+    fp, key_id, layout = bytes.fromhex("0123456789abcdef"), bytes(range(8)), bytes.fromhex("fedcba9876543210")
+    chunks = [b"first SEAL ciphertext", b"second"]
+    blob = struct.pack("<4sBB8s8s8sII", b"FHCK", 2, 1, fp, key_id, layout, 1, len(chunks))
+    for c in chunks:
+        blob += struct.pack("<I", len(c)) + c
+    return {"kind": 1, "version": 2, "fingerprint_hex": fp.hex(), "key_id_hex": key_id.hex(),
+            "layout_hex": layout.hex(), "summands": 1, "chunks_hex": [c.hex() for c in chunks],
+            "message_hex": blob.hex()}
+
+
 def encode_vector(n_poly: int, bits: list[int], scale_bits: int, seed: int) -> dict:
     ctx = ts.context(ts.SCHEME_TYPE.CKKS, n_poly, coeff_mod_bit_sizes=bits,
                      encryption_type=ts.ENCRYPTION_TYPE.SYMMETRIC)
@@ -73,8 +102,10 @@ def flood_vector() -> dict:
 
 def main() -> None:
     files = {"layout-minilm-pass0.json": layout_vector(), "params-default-50.json": params_vector(),
+             "params-run-8.json": params_run_vector(), "envelope-v2.json": envelope_vector(),
              "encode-n2048.json": encode_vector(2048, [34, 20], 26, 1),
              "encode-n4096.json": encode_vector(4096, [57, 52], 47, 2),
+             "encode-n4096-q60.json": encode_vector(4096, [60, 49], 53, 3),
              "flood-noise.json": flood_vector()}
     for name, data in files.items():
         (HERE / name).write_text(json.dumps(data, indent=1) + "\n")
