@@ -31,7 +31,7 @@ Runner = Callable[[bool], tuple[float, dict[str, Any]]]
 DP_SGD = {"privacy.dp_sgd": "true", "privacy.target_epsilon": "8.0"}
 
 #: reference federations of the likelihood-ratio attack: quick, full
-REFERENCES = (2, 4)
+REFERENCES = (1, 8)
 
 #: mode -> (backend, sparsity, DP-SGD)
 _MODES = {"plaintext": ("plaintext", "dense", False), "masking-dense": ("masking", "dense", False),
@@ -146,6 +146,7 @@ ATTACKS: dict[tuple[str, str], Runner] = {
     ("sketch-inference", "clear"): lambda q: _sketches("masking-dense", 0.0),
     ("sketch-inference", "noise-1.0"): lambda q: _sketches("masking-dense", 1.0),
     ("sketch-inference", "ckks"): lambda q: _sketches("ckks", 0.0),
+    ("sketch-inference", "plaintext+dp-sgd"): lambda q: _sketches("plaintext+dp-sgd", 0.0),
     # membership inference on the cluster model the server holds (AUC; 0.5 = chance)
     **{("membership-loss", m): _membership(m, "auc_loss") for m in _MODES},
     **{("membership-lira", m): _membership(m, "auc_lira") for m in _MODES},
