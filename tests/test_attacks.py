@@ -68,3 +68,11 @@ def test_membership_scores_calibrate_example_difficulty():
     assert 0 < r["epsilon_lower_bound"] <= r["epsilon_cap"]
     null = membership_scores(hardness + rng.normal(0, 0.3, n), member, refs)
     assert abs(null["auc_lira"] - 0.5) < 4 * null["auc_std_error"] and null["epsilon_lower_bound"] < 1
+
+
+def test_key_substitution_needs_signed_keys():
+    from fedhft_secure.bench.key_substitution import key_substitution
+
+    plain = key_substitution(signed=False)
+    assert plain["cosine"] > 0.999 and plain["sum_max_error"] < 1e-3  # recovered, and nobody can tell
+    assert key_substitution(signed=True)["cosine"] == 0.0

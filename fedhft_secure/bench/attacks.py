@@ -26,7 +26,7 @@ from ..secure.plaintext import PlaintextSum
 from ..wire import decode, encode
 from .session import MaskingRun
 
-__all__ = ["cosine", "reconstruction_plaintext", "reconstruction_masking", "collusion", "dropout_lie"]
+__all__ = ["cosine", "strip_masks", "reconstruction_plaintext", "reconstruction_masking", "collusion", "dropout_lie"]
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -38,7 +38,7 @@ def _vectors(n: int, d: int, seed: int) -> dict[int, np.ndarray]:
     return {i: rng.uniform(-1, 1, d) for i in range(n)}
 
 
-def _strip(run: MaskingRun, victim: int, *, b: bytes | None, s: KeyPair | None,
+def strip_masks(run: MaskingRun, victim: int, *, b: bytes | None, s: KeyPair | None,
            known_pairs: Sequence[int] = ()) -> np.ndarray:
     """The victim's masked input minus every mask the adversary can compute, decoded."""
     srv = run.server
@@ -78,7 +78,7 @@ def reconstruction_masking(*, n: int = 6, d: int = 2000, seed: int = 0) -> dict[
     run.run()
     holders = {w + 1: run.clients[w].held[0][1][0] for w in run.server.graph[0] if 0 in run.clients[w].held}
     b = reconstruct(holders, run.server.params.threshold)  # the server did this itself while unmasking
-    est = _strip(run, 0, b=b, s=None)
+    est = strip_masks(run, 0, b=b, s=None)
     total = sum(vecs.values())
     return {"cosine": cosine(est, vecs[0]), "cosine_from_sum_alone": cosine(total / n, vecs[0])}
 
@@ -95,8 +95,8 @@ def collusion(colluders: int, *, n: int = 8, d: int = 2000, seed: int = 0) -> fl
     try:
         b, s = reconstruct(b_sh, t), KeyPair.from_secret(reconstruct(s_sh, t))
     except LocalProtocolError:  # fewer than t shares: only the colluders' own pairwise masks come off
-        return cosine(_strip(run, victim, b=None, s=None, known_pairs=gang), vecs[victim])
-    return cosine(_strip(run, victim, b=b, s=s), vecs[victim])
+        return cosine(strip_masks(run, victim, b=None, s=None, known_pairs=gang), vecs[victim])
+    return cosine(strip_masks(run, victim, b=b, s=s), vecs[victim])
 
 
 def dropout_lie(*, signed: bool, colluders: int, n: int = 6, d: int = 2000, seed: int = 0) -> float:
@@ -143,6 +143,6 @@ def dropout_lie(*, signed: bool, colluders: int, n: int = 6, d: int = 2000, seed
     try:
         b, s = reconstruct(b_sh, t), KeyPair.from_secret(reconstruct(s_sh, t))
     except LocalProtocolError:
-        return cosine(_strip(run, victim, b=None, s=None, known_pairs=gang), vecs[victim])
-    return cosine(_strip(run, victim, b=b, s=s), vecs[victim])
+        return cosine(strip_masks(run, victim, b=None, s=None, known_pairs=gang), vecs[victim])
+    return cosine(strip_masks(run, victim, b=b, s=s), vecs[victim])
 

@@ -108,7 +108,8 @@ def noise_from_seed(*, secure_rng: bool, client: int = 3, round: int = 2, seed: 
     """Replay the client's noise generator from the run seed and subtract it from a released sketch.
 
     Figure: cosine between the attacker's denoised sketch and the clipped sketch before noise."""
-    cfg = load_config(None, [f"seed={seed}", "privacy.sketch_noise=1.0", f"privacy.secure_rng={str(secure_rng).lower()}"])
+    cfg = load_config(None, [f"seed={seed}", "privacy.sketch_noise=1.0",
+                             f"privacy.secure_rng={str(secure_rng).lower()}"])
     ledger = client_ledger(cfg, client, 40)
     ledger.begin_round(round)
     v = torch.from_numpy(np.random.default_rng(seed + 1).standard_normal(dim)).float()

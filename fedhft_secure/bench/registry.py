@@ -22,6 +22,7 @@ from . import ckks_attacks as C
 from . import dp_attacks as D
 from .fuzz import fuzz_all
 from .fuzz_ckks import fuzz_ckks
+from .key_substitution import key_substitution
 
 __all__ = ["ATTACKS", "Runner", "DP_SGD", "REFERENCES"]
 
@@ -128,6 +129,8 @@ ATTACKS: dict[tuple[str, str], Runner] = {
                                                                 colluders=_t(6, "semi-malicious")[1] - 1), {}),
     ("dropout-lie", "masking-unsigned"): lambda q: (A.dropout_lie(
         signed=False, colluders=2 * _t(6, "honest-but-curious")[1] - _t(6, "honest-but-curious")[0]), {}),
+    ("key-substitution", "masking-signed"): _details(lambda: key_substitution(signed=True), "cosine"),
+    ("key-substitution", "masking-unsigned"): _details(lambda: key_substitution(signed=False), "cosine"),
     # ckks: a member colluding (or a leaked key), a replayed ciphertext, flooding, key files
     ("member-collusion", "ckks"): lambda q: (C.member_decrypts(), {}),
     ("replay", "ckks"): _details(C.replayed_ciphertext, "cosine"),
