@@ -12,3 +12,12 @@ def test_no_crash_and_no_invalid_message_accepted_anywhere():
     bad = [(r.target, r.crashes, r.accepted, r.examples) for r in results if r.crashes or r.accepted]
     assert not bad, bad
     assert sum(r.inputs for r in results) >= 14 * 176
+
+
+def test_ckks_ciphertexts_no_crash_and_none_accepted():
+    from fedhft_secure.bench.fuzz_ckks import CKKS_INVALID, fuzz_ckks
+
+    results = fuzz_ckks(per_target=3 * (len(CKKS_INVALID) + 1), seed=1)
+    assert {r.target for r in results} == {"ckks:server:fresh", "ckks:member:sum"}
+    bad = [(r.target, r.crashes, r.accepted, r.examples) for r in results if r.crashes or r.accepted]
+    assert not bad, bad

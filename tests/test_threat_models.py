@@ -37,3 +37,20 @@ def test_run_refuses_a_config_the_model_does_not_allow(capsys):
     check_config(load_config(None, ["secure.backend=masking", "secure.threat=semi-malicious",
                                     "secure.signed_keys=true"]), semi)
     check_config(load_config(None, ["secure.backend=masking"]), load_threat_model(hbc))
+
+
+@pytest.mark.parametrize("path", MODELS, ids=lambda p: p.stem)
+def test_every_model_backs_its_claims_with_attacks_the_bench_can_run(path):
+    from fedhft_secure.bench.security import ATTACKS, holds
+
+    model = load_threat_model(path)
+    attacks = model.get("attacks", [])
+    assert attacks, f"{path.name} lists no [[attacks]]"
+    for item in attacks:
+        assert (item["attack"], item["mode"]) in ATTACKS, item
+        holds(item["pass_if"], 0.0)  # the rule parses
+        assert item["claim"].strip()
+    # every named claim of [claims] (beside the lists of tests and refusals) is quoted by an attack
+    named = [k for k, v in model.get("claims", {}).items() if isinstance(v, str)]
+    for key in named:
+        assert any(item["claim"].startswith(key) for item in attacks), f"{path.name}: claim {key!r} unbacked"

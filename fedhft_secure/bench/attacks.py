@@ -30,7 +30,7 @@ from ..secure.plaintext import PlaintextSum
 from ..wire import decode, encode
 from .session import MaskingRun
 
-__all__ = ["cosine", "reconstruction_plaintext", "reconstruction_masking", "collusion", "dropout_lie"]
+__all__ = ["cosine", "strip_masks", "reconstruction_plaintext", "reconstruction_masking", "collusion", "dropout_lie"]
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -42,8 +42,8 @@ def _vectors(n: int, d: int, seed: int) -> dict[int, np.ndarray]:
     return {i: rng.uniform(-1, 1, d) for i in range(n)}
 
 
-def _strip(run: MaskingRun, victim: int, *, b: bytes | None, s: KeyPair | None,
-           known_pairs: Sequence[int] = ()) -> np.ndarray:
+def strip_masks(run: MaskingRun, victim: int, *, b: bytes | None, s: KeyPair | None,
+                known_pairs: Sequence[int] = ()) -> np.ndarray:
     """The victim's masked input minus every mask the adversary can compute, decoded."""
     srv = run.server
     r, e, slot, bits = run.round, 0, 0, srv.params.bits
@@ -100,7 +100,7 @@ def reconstruction_masking(*, n: int = 6, d: int = 2000, seed: int = 0) -> dict[
     run = MaskingRun(vecs, MaskingSum())
     run.run()
     b = _opened_self_seed(run, 0)  # the server did this itself while unmasking
-    est = _strip(run, 0, b=b, s=None)
+    est = strip_masks(run, 0, b=b, s=None)
     total = sum(vecs.values())
     return {"cosine": cosine(est, vecs[0]), "cosine_from_sum_alone": cosine(total / n, vecs[0])}
 
@@ -117,7 +117,7 @@ def collusion(colluders: int, *, n: int = 8, d: int = 2000, seed: int = 0) -> fl
     b = _opened_self_seed(run, victim)
     s = _open({w + 1: run.clients[w].held[victim][0][0] for w in gang}, t)
     # fewer than t shares: only the colluders' own pairwise masks come off
-    return cosine(_strip(run, victim, b=b, s=None if s is None else KeyPair.from_secret(s), known_pairs=gang),
+    return cosine(strip_masks(run, victim, b=b, s=None if s is None else KeyPair.from_secret(s), known_pairs=gang),
                   vecs[victim])
 
 
@@ -165,6 +165,6 @@ def dropout_lie(*, signed: bool, colluders: int, n: int = 6, d: int = 2000, seed
     for w in gang:
         s_sh[w + 1], b_sh[w + 1] = run.clients[w].held[victim][0][0], run.clients[w].held[victim][1][0]
     b, s = _open(b_sh, t), _open(s_sh, t)  # whichever opens comes off; both are needed
-    return cosine(_strip(run, victim, b=b, s=None if s is None else KeyPair.from_secret(s), known_pairs=gang),
+    return cosine(strip_masks(run, victim, b=b, s=None if s is None else KeyPair.from_secret(s), known_pairs=gang),
                   vecs[victim])
 

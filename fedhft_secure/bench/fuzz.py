@@ -32,7 +32,7 @@ from ..secure.masking import MaskingSum
 from ..wire import SERVER, Intake, decode, encode
 from .session import MaskingRun
 
-__all__ = ["FuzzResult", "fuzz_all", "INVALID", "VALUE"]
+__all__ = ["FuzzResult", "fuzz_all", "outcome", "mutate", "INVALID", "VALUE"]
 
 INVALID = ("truncate", "extend", "oversize", "garbage", "kind", "version", "round", "replay", "forged_sender",
            "stale_stage")
@@ -49,15 +49,17 @@ class FuzzResult:
     value_mutants_accepted: int = 0  # informational: values are the sender's to choose
     examples: list[str] = field(default_factory=list)
 
-    def record(self, kind: str, outcome: str, detail: str = "") -> None:
+    def record(self, kind: str, outcome: str, detail: str = "", *, invalid: bool | None = None) -> None:
+        """``invalid``: whether the mutant must be refused (default: ``kind`` is one of ``INVALID``)."""
+        invalid = kind in INVALID if invalid is None else invalid
         self.inputs += 1
         if outcome == "crash":
             self.crashes += 1
-        elif outcome == "accepted" and kind in INVALID:
+        elif outcome == "accepted" and invalid:
             self.accepted += 1
         elif outcome == "accepted":
             self.value_mutants_accepted += 1
-        if outcome == "crash" or (outcome == "accepted" and kind in INVALID):
+        if outcome == "crash" or (outcome == "accepted" and invalid):
             if len(self.examples) < 5:
                 self.examples.append(f"{kind}: {outcome} {detail}"[:300])
 
@@ -96,7 +98,8 @@ def mutate(rng: random.Random, kind: str, blob: bytes, *, max_bytes: int, other:
     raise ValueError(kind)
 
 
-def _outcome(fn: Callable[[], object]) -> tuple[str, str]:
+def outcome(fn: Callable[[], object]) -> tuple[str, str]:
+    """rejected (a typed RemoteProtocolError or a clean abort), accepted, or crash (anything else)."""
     try:
         fn()
     except (RemoteProtocolError, AggregationAborted):
@@ -119,13 +122,13 @@ def _fuzz_server_stage(run: MaskingRun, snapshot, stage: str, n: int, rng: rando
         server = copy.deepcopy(snapshot)
         if kind == "replay":
             server.receive(c, blob)
-            res.record(kind, *_outcome(lambda: server.receive(c, blob)))
+            res.record(kind, *outcome(lambda: server.receive(c, blob)))
         elif kind == "forged_sender":
             other = rng.choice([i for i in ids if i != c])
-            res.record(kind, *_outcome(lambda: server.receive(other, blob)))
+            res.record(kind, *outcome(lambda: server.receive(other, blob)))
         else:
             bad = mutate(rng, kind, blob, max_bytes=max_bytes, other=rng.choice(earlier) if earlier else b"")
-            res.record(kind, *_outcome(lambda: server.receive(c, bad)))
+            res.record(kind, *outcome(lambda: server.receive(c, bad)))
     return res
 
 
@@ -142,12 +145,12 @@ def _fuzz_client_stage(run: MaskingRun, clients, stage: str, n: int, rng: random
         blob = msgs[c]
         if kind == "replay":
             client.handle(blob)
-            res.record(kind, *_outcome(lambda: client.handle(blob)))
+            res.record(kind, *outcome(lambda: client.handle(blob)))
         elif kind == "forged_sender":  # a message that claims to come from a client, not the server
-            res.record(kind, *_outcome(lambda: client.handle(_with_head(blob, sender=rng.choice(ids)))))
+            res.record(kind, *outcome(lambda: client.handle(_with_head(blob, sender=rng.choice(ids)))))
         else:
             bad = mutate(rng, kind, blob, max_bytes=max_bytes, other=rng.choice(earlier) if earlier else b"")
-            res.record(kind, *_outcome(lambda: client.handle(bad)))
+            res.record(kind, *outcome(lambda: client.handle(bad)))
     return res
 
 
@@ -183,14 +186,14 @@ def _fuzz_round_messages(n: int, rng: random.Random, max_bytes: int) -> list[Fuz
 
             if kind == "replay":
                 take(blob)
-                res.record(kind, *_outcome(lambda: take(blob)))
+                res.record(kind, *outcome(lambda: take(blob)))
             elif kind == "forged_sender" and sender == SERVER:
-                res.record(kind, *_outcome(lambda: take(_with_head(blob, sender=1))))
+                res.record(kind, *outcome(lambda: take(_with_head(blob, sender=1))))
             elif kind == "forged_sender":
-                res.record(kind, *_outcome(lambda: take(blob, 2)))  # client 1's message on client 2's channel
+                res.record(kind, *outcome(lambda: take(blob, 2)))  # client 1's message on client 2's channel
             else:
                 bad = mutate(rng, kind, blob, max_bytes=max_bytes, other=other)
-                res.record(kind, *_outcome(lambda: take(bad)))
+                res.record(kind, *outcome(lambda: take(bad)))
         out.append(res)
     return out
 

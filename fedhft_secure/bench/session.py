@@ -31,6 +31,8 @@ class MaskingRun:
     round: int = 3
     to_client: dict[str, dict[int, bytes]] = field(default_factory=dict)  # stage -> client -> server's message
     from_client: dict[str, dict[int, bytes]] = field(default_factory=dict)  # stage -> client -> reply
+    #: a server that deviates: (stage, client, the honest message) -> the message it sends instead
+    tamper: Callable[[str, int, bytes], bytes] | None = None
 
     def __post_init__(self) -> None:
         ids = sorted(self.vectors)
@@ -43,6 +45,8 @@ class MaskingRun:
 
     def _exchange(self, msgs: dict[int, bytes], stage: str,
                   hook: Callable[[str, "MaskingRun"], None] | None) -> None:
+        if self.tamper is not None:
+            msgs = {i: self.tamper(stage, i, blob) for i, blob in msgs.items()}
         self.to_client[stage] = dict(msgs)
         if hook:
             hook(stage, self)  # e.g. snapshot the server before it sees this stage's replies

@@ -7,6 +7,9 @@ scores and "out" for the ``k_neg`` lowest, abstaining on the rest. Under
 dominated by Binomial(r, e^eps / (1 + e^eps)); the lower bound is the largest
 epsilon this rejects at the given confidence (their Theorem 5.2 and the
 p-value computation of their appendix).
+
+``epsilon_from_scores`` is the classic two-sample bound instead (one score per
+example known to be in or out, e.g. a membership attack on many examples).
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binom
+from scipy.stats import beta, binom
 
-__all__ = ["AuditResult", "count_guesses", "p_value", "epsilon_lower_bound"]
+__all__ = ["AuditResult", "count_guesses", "p_value", "epsilon_lower_bound", "epsilon_from_scores", "epsilon_cap"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,3 +68,67 @@ def epsilon_lower_bound(m: int, r: int, v: int, *, delta: float, confidence: flo
         else:
             hi = mid
     return lo
+
+
+def _bounds(tp: np.ndarray, n_in: int, fp: np.ndarray, n_out: int, delta: float,
+            confidence: float) -> np.ndarray:
+    """log((TPR_low - delta) / FPR_high) with one-sided Clopper-Pearson bounds; 0 where nothing shows."""
+    tp, fp = np.asarray(tp, dtype=float), np.asarray(fp, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lo = np.where(tp > 0, beta.ppf(1.0 - confidence, tp, n_in - tp + 1), 0.0) - delta
+        hi = np.where(fp < n_out, beta.ppf(confidence, fp + 1, n_out - fp), 1.0)
+        out = np.where((lo > 0) & (hi > 0), np.log(np.maximum(lo, 1e-300) / hi), 0.0)
+    return np.maximum(out, 0.0)
+
+
+def _counts(inside: np.ndarray, outside: np.ndarray, t: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """(true positives, false positives) at thresholds ``t``; d = +1: score > t is 'in', -1: score <= t."""
+    a, b = np.sort(inside), np.sort(outside)
+    above_a = len(a) - np.searchsorted(a, t, side="right")
+    above_b = len(b) - np.searchsorted(b, t, side="right")
+    return (above_a, above_b) if d == 1 else (len(b) - above_b, len(a) - above_a)
+
+
+def _best_threshold(inside: np.ndarray, outside: np.ndarray, delta: float,
+                    confidence: float) -> tuple[float, int]:
+    """(threshold, direction) maximizing the bound on this sample; the middle of a plateau of best ones."""
+    u = np.unique(np.r_[inside, outside])
+    if len(u) < 2:
+        return math.inf, 1
+    mids = (u[:-1] + u[1:]) / 2
+    best: tuple[float, float, int] = (0.0, math.inf, 1)
+    for d in (1, -1):
+        tp, fp = _counts(inside, outside, mids, d)
+        n_a, n_b = (len(inside), len(outside)) if d == 1 else (len(outside), len(inside))
+        b = _bounds(tp, n_a, fp, n_b, delta, confidence)
+        if b.max() > best[0]:
+            top = mids[b >= b.max() - 1e-12]
+            best = (float(b.max()), float(top[len(top) // 2]), d)
+    return best[1], best[2]
+
+
+def epsilon_from_scores(inside: np.ndarray, outside: np.ndarray, *, delta: float,
+                        confidence: float = 0.95) -> float:
+    """Empirical epsilon lower bound of a two-sample membership test (Jagielski et al. 2020).
+
+    Under (eps, delta)-DP every test has TPR <= e^eps FPR + delta (and the same
+    with the roles of the two samples swapped). The threshold and direction are
+    chosen on the first half of each sample and the bound is computed on the
+    second half with one-sided Clopper-Pearson intervals, so choosing the best
+    threshold does not inflate it. 0 when no threshold shows anything.
+    """
+    inside, outside = np.asarray(inside, dtype=float), np.asarray(outside, dtype=float)
+    t, d = _best_threshold(inside[0::2], outside[0::2], delta, confidence)
+    if not math.isfinite(t):
+        return 0.0
+    a, b = inside[1::2], outside[1::2]
+    tp, fp = _counts(a, b, np.array([t]), d)
+    n_a, n_b = (len(a), len(b)) if d == 1 else (len(b), len(a))
+    return float(_bounds(tp, n_a, fp, n_b, delta, confidence)[0])
+
+
+def epsilon_cap(n_in: int, n_out: int, *, delta: float, confidence: float = 0.95) -> float:
+    """The largest bound ``epsilon_from_scores`` can give with these sample sizes (perfect separation)."""
+    a, b = n_in // 2, n_out // 2  # the evaluated halves
+    return float(max(_bounds(np.array([a]), a, np.array([0]), b, delta, confidence)[0],
+                     _bounds(np.array([b]), b, np.array([0]), a, delta, confidence)[0]))

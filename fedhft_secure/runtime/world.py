@@ -28,7 +28,7 @@ from .keyfiles import PUBLIC_NAME, SECRET_NAME, keygen, read_public, read_secret
 from ..privacy.ledger import ClientLedger
 from ..seeds import derive_seed
 
-__all__ = ["World", "build_world", "make_backend", "ckks_backends"]
+__all__ = ["World", "build_world", "make_backend", "ckks_backends", "client_ledger"]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -143,13 +143,13 @@ def build_world(cfg: RunConfig, only: Collection[int] | None = None, *, keys_dir
         member = Member(backend=mb, cfg=cfg, shapes=shapes, head=head, count_floor=mb.error_bound) \
             if isinstance(mb, CkksSum) else None
         clients.append(Client(data=data, cfg=cfg, base=base, backend=mb, projector=projector,
-                              ledger=_ledger(cfg, i, len(data.train)), member=member))
+                              ledger=client_ledger(cfg, i, len(data.train)), member=member))
     majority = int(np.bincount(pool.labels, minlength=ds.num_labels).argmax())
     return World(cfg=cfg, dataset=ds, test=enc(test), majority_label=majority, base=base, tokenizer=tok,
                  clients=clients, layer_shapes=shapes, initial_head=head, backend=backend)
 
 
-def _ledger(cfg: RunConfig, client: int, n: int) -> ClientLedger:
+def client_ledger(cfg: RunConfig, client: int, n: int) -> ClientLedger:
     """The client's privacy ledger; its noise seed is secret unless privacy.secure_rng is off."""
     def noise_seed(round: int) -> int:
         if cfg.privacy.secure_rng:
