@@ -41,7 +41,7 @@ def _parser() -> argparse.ArgumentParser:
     kg.add_argument("--out", metavar="DIR", required=True, help="folder for the key files (must not hold any)")
     kg.add_argument("--max-clients", type=int, default=None, help="most ciphertexts in one sum")
     kg.add_argument("--value-bound", type=float, default=None, help="largest |p_ij * value| a client encrypts")
-    kg.add_argument("--precision", type=float, default=None, help="largest error of a released sum value")
+    kg.add_argument("--precision", type=float, default=None, help="largest error of a released sum value (default: the finest one 60-bit data prime allows, as `run` without key files)")
     kg.add_argument("--flood-bits", type=int, default=None,
                     help="flooding noise = 2^bits x the decryption error bound (IND-CPA^D)")
     rep = sub.add_parser("report", help="rebuild DIR/epsilon_report.json and DIR/report.html from a run folder")
@@ -101,12 +101,13 @@ def main(argv: list[str] | None = None) -> int:
             _bench(args, argv)
         elif args.command == "keygen":
             from .runtime.keyfiles import describe, keygen
-            from .secure.ckks.params import derive_params
+            from .secure.ckks.params import derive_params, tightest_precision
 
             opts = {k: v for k, v in {"max_clients": args.max_clients, "value_bound": args.value_bound,
-                                      "precision": args.precision, "flood_bits": args.flood_bits}.items()
-                    if v is not None}
-            print(describe(keygen(args.members, Path(args.out), derive_params(**opts))))
+                                      "flood_bits": args.flood_bits}.items() if v is not None}
+            # as a run without key files does: the finest precision one data prime allows for this sizing
+            precision = args.precision if args.precision is not None else tightest_precision(**opts)
+            print(describe(keygen(args.members, Path(args.out), derive_params(precision=precision, **opts))))
 
         elif args.command == "report":
             from .runtime.report import write_reports

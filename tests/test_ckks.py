@@ -220,6 +220,13 @@ def test_key_files_are_owner_only_and_loose_ones_are_refused(tmp_path, bundle, c
     assert main(["keygen", "--members", "1", "--out", str(tmp_path / "k")]) == 2  # never overwrites
 
 
+def test_keygen_default_precision_is_what_a_run_without_key_files_derives(tmp_path):
+    assert main(["keygen", "--members", "1", "--out", str(tmp_path / "k"), "--max-clients", "16"]) == 0
+    params = read_secret(tmp_path / "k" / SECRET_NAME.format(i=0)).params
+    assert params.precision == tightest_precision(max_clients=16)
+    assert params.coeff_mod_bit_sizes[0] == 60  # the finest: the data prime at its largest
+
+
 def test_a_new_key_epoch_refuses_old_ciphertexts(bundle, parties):
     client, _ = parties
     other = generate_keys(bundle.params)
