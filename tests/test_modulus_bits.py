@@ -242,3 +242,22 @@ def test_server_codec_is_the_clients():
     _, server, clients, _ = run_pass(v, ones(4), backend=MaskingSum(bits=20, clip=8.0), until="input")
     assert all(c.codec == server.codec for c in clients.values())
     assert server.codec.scale == (2**19 - 1) // (4 * 9)
+
+
+def test_a_run_at_20_bits_with_distributed_noise(tmp_path):
+    """A whole run (the pass plan's vectors masked, noised and packed at 20 bits) completes and reports a
+    finite epsilon for the distributed noise."""
+    import json
+
+    from conftest import tiny_overrides
+    from fedhft_secure.runtime import run
+
+    cfg = load_config(None, tiny_overrides(**{"secure.backend": '"masking"', "secure.modulus_bits": "20",
+                                              "privacy.distributed_noise": "4.0", "fed.rounds": "1",
+                                              "fed.num_clients": "4", "fed.clusters": "2"}))
+    run(cfg, tmp_path, progress=False)
+    rep = json.loads((tmp_path / "epsilon_report.json").read_text())
+    assert len(rep["clients"]) == 4
+    for c in rep["clients"]:
+        (m,) = [m for m in c["mechanisms"] if m["name"] == "distributed-discrete-gaussian"]
+        assert 0 < m["epsilon"] < math.inf
