@@ -30,6 +30,7 @@ __all__ = [
     "config_to_dict",
     "config_from_dict",
     "describe_options",
+    "modulus_problem",
 ]
 
 
@@ -117,7 +118,8 @@ class SecureConfig:
     neighbours: int = opt(0, "masking: neighbours per client (0 = n-1 up to 20 clients, else ~4 log2 n)", min=0)
     threshold: int = opt(0, "masking: Shamir threshold t of the k + 1 share holders (the neighbours and the client; "
                             "0 = from the threat model)", min=0)
-    modulus_bits: int = opt(32, "masking: integers modulo 2^bits carry the fixed-point sums", choices=(32, 64))
+    modulus_bits: int = opt(32, "masking: integers modulo 2^bits carry the fixed-point sums; a masked coordinate "
+                            "travels bit-packed in bits/8 bytes (20 bits: 2.5 bytes)", min=16, max=64)
     clip: float = opt(64.0, "masking: public clip bound of every weighted coordinate", min=1e-6)
     signed_keys: bool = opt(False, "masking: clients sign advertised keys with Ed25519 identity keys")
     sparsity: str = opt("dense", "masking: dense hides row masks; reveal-rows sends only kept rows (the server "
@@ -216,15 +218,60 @@ class RunConfig:
             if pv.distributed_clip <= 0:
                 raise ConfigError("privacy.distributed_clip", "must be > 0 when privacy.distributed_noise > 0")
             # Headroom of the modulus for the noise tail, at the smallest cohort (2 clients); the same
-            # bound as secure.noise.headroom_ok with TAIL = 9 standard deviations.
+            # bound as secure.noise.headroom_ok with TAIL = 9 standard deviations, whatever the modulus.
             c, clip_inf = pv.distributed_clip, self.secure.clip
-            if 9.0 * pv.distributed_noise * c > 2 * (clip_inf + 1 - min(c, clip_inf)):
+            if _TAIL * pv.distributed_noise * c > 2 * (clip_inf + 1 - min(c, clip_inf)):
                 raise ConfigError("privacy.distributed_noise", f"{pv.distributed_noise} x distributed_clip {c}: "
                                   f"the noise tail overflows sums encoded for secure.clip {clip_inf}",
-                                  f"<= {2 * (clip_inf + 1 - min(c, clip_inf)) / (9.0 * c):.4g}, "
+                                  f"<= {2 * (clip_inf + 1 - min(c, clip_inf)) / (_TAIL * c):.4g}, "
                                   "or raise secure.clip")
+        if self.secure.backend == "masking" and fed.num_clients >= 2:
+            self._check_modulus()
         if not self.lora.targets:
             raise ConfigError("lora.targets", "is empty", "module names such as query, value")
+
+    def _check_modulus(self) -> None:
+        """Refuse a modulus too small for the cohort, the clips and the noise, before any round runs
+        (else a client finds out mid-round)."""
+        s, pv, n = self.secure, self.privacy, self.fed.num_clients
+        noise = pv.distributed_noise
+        args = dict(clients=n, clip=s.clip, dp_clip=pv.distributed_clip, noise=noise)
+        problem = modulus_problem(bits=s.modulus_bits, **args)
+        if problem is None:
+            return
+        enough = next((b for b in range(s.modulus_bits + 1, 65) if modulus_problem(bits=b, **args) is None), None)
+        cure = "a smaller secure.clip" + (" or privacy.distributed_noise" if noise > 0 else "")
+        raise ConfigError("secure.modulus_bits", problem, f">= {enough} (16..64), or {cure}" if enough
+                          else f"no modulus up to 2^64 fits: {cure}")
+
+
+#: standard deviations of summed noise a modulus must hold: secure.noise.TAIL, repeated (this layer is below it)
+_TAIL = 9.0
+
+
+def modulus_problem(*, bits: int, clients: int, clip: float, dp_clip: float = 1.0, noise: float = 0.0) -> str | None:
+    """Why sums mod 2^bits cannot carry every masked cluster sum of 2..``clients`` clients, or None.
+
+    Repeats, because config sits below those layers (tests check they agree): FixedPoint's scale
+    floor((2^(bits-1) - 1) / (n (clip + 1))) >= 1 (crypto/encoding.py); with distributed noise,
+    secure.noise.headroom_ok (n clipped vectors plus _TAIL sum-noise stds stay below 2^(bits-1)) and a
+    local std noise·dp_clip·scale/sqrt(n) >= 1/2 integer levels, below which Kairouz-Liu-Steinke's
+    bound (privacy/ddp.py) makes no claim.
+    """
+    limit = (1 << (bits - 1)) - 1
+    for m in (range(2, clients + 1) if noise > 0 else (clients,)):  # without noise the largest sum binds
+        scale = limit // (m * (clip + 1.0))
+        if scale < 1:
+            return f"2^{bits} leaves no fixed-point level for sums of {m} clients within ±{clip} (secure.clip)"
+        if noise <= 0:
+            continue
+        if m * (min(dp_clip, clip) * scale + 1) + _TAIL * noise * dp_clip * scale > limit:
+            return (f"sums of {m} clients plus a {_TAIL:g}-sigma tail of noise {noise} x {dp_clip} overflow "
+                    f"2^{bits} at {scale:g} levels per unit")
+        if noise * dp_clip * scale / m ** 0.5 < 0.5:
+            return (f"at 2^{bits} the scale for {m} clients within ±{clip} is {scale:g} levels per unit: each client's "
+                    f"share of noise {noise} x {dp_clip} would have std below 1/2 level (no DP claim there)")
+    return None
 
 
 _SECTIONS = {f.name: f for f in fields(RunConfig) if dataclasses.is_dataclass(f.default_factory)}  # type: ignore[arg-type]

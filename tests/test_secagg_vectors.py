@@ -9,6 +9,7 @@ import pytest
 
 from fedhft_secure.crypto.encoding import FixedPoint
 from fedhft_secure.crypto.kex import KeyPair, agree, hkdf
+from fedhft_secure.crypto.packing import pack, packed_size, unpack
 from fedhft_secure.crypto.prg import prg_uint
 from fedhft_secure.crypto.shamir import reconstruct, split
 
@@ -32,8 +33,9 @@ def test_hkdf():
     assert out.hex() == v["okm"]
 
 
-def test_prg():
-    v = load("prg")
+@pytest.mark.parametrize("name", ["prg", "prg-20-bits"])
+def test_prg(name):
+    v = load(name)
     assert prg_uint(bytes.fromhex(v["seed"]), len(v["values"]), v["bits"]).tolist() == v["values"]
 
 
@@ -47,11 +49,23 @@ def test_shamir():
         assert reconstruct(subset, v["threshold"]).hex() == v["secret"]
 
 
-def test_fixed_point():
-    v = load("fixed-point")
+@pytest.mark.parametrize("name", ["fixed-point", "fixed-point-20-bits"])
+def test_fixed_point(name):
+    v = load(name)
     fp = FixedPoint(n=v["n"], clip=v["clip"], bits=v["bits"])
     assert fp.scale == v["scale"]
     assert fp.encode(np.array(v["x"]), np.array(v["uniform"])).tolist() == v["encoded"]
+
+
+def test_packing():
+    """Both directions: values -> the bytes computed with Python integers, and those bytes -> the values."""
+    for case in load("packing")["cases"]:
+        values = np.array([int(x) for x in case["values"]], dtype=np.uint64)
+        frame = pack(values, case["bits"])
+        assert frame.dtype == np.uint8 and frame.size == case["bytes"] == packed_size(values.size, case["bits"])
+        assert bytes(frame).hex() == case["hex"], case["bits"]
+        got = unpack(bytes.fromhex(case["hex"]), values.size, case["bits"])
+        assert [int(x) for x in got] == [int(x) for x in case["values"]]
 
 
 def _generator():
@@ -63,7 +77,8 @@ def _generator():
     return generate
 
 
-@pytest.mark.parametrize("name", ["transcript-5-clients-1-dropout", "transcript-3-clients-1-dropout-after-input"])
+@pytest.mark.parametrize("name", ["transcript-5-clients-1-dropout", "transcript-3-clients-1-dropout-after-input",
+                                  "transcript-4-clients-20-bits-1-dropout"])
 def test_round_transcript(name):
     generate = _generator()
     v = load(name)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from ..config import load_config
+from ..crypto.encoding import centred
+from ..crypto.packing import packed_size, unpack
 from ..fl.messages import PassReply, RoundStart
 from ..runtime.local import run
 from ..secure.masking.masks import layout
@@ -46,6 +48,7 @@ class Observation:
     majority: dict[int, int]  # ground truth, for scoring only
     num_labels: int
     layout: list[tuple[str, tuple[int, ...]]]  # order of pass 0's vector, public to the server
+    bits: int = 32  # modulus of the masked sums (public: the server sets it)
 
 
 def observe(backend: str, *, sparsity: str = "dense", seed: int = 0,
@@ -85,7 +88,8 @@ def observe(backend: str, *, sparsity: str = "dense", seed: int = 0,
     majority = {c.data.id: int(torch.bincount(c.data.train.labels, minlength=world.dataset.num_labels).argmax())
                 for c in world.clients}
     return Observation(received=received, sent_start=start[0], majority=majority,
-                       num_labels=world.dataset.num_labels, layout=layout(seen["expected"]))
+                       num_labels=world.dataset.num_labels, layout=layout(seen["expected"]),
+                       bits=cfg.secure.modulus_bits)
 
 
 def _score(pred: dict[int, int], obs: Observation) -> dict[str, float]:
@@ -110,9 +114,11 @@ def label_inference(obs: Observation) -> dict[str, float]:
         if bias is None:  # masking: the same coordinates of the masked vector, read as if unmasked
             names = [n for n, _ in obs.layout]
             at = sum(int(np.prod(shape)) for n, shape in obs.layout[:names.index("s/head/bias")])
-            masked = next(iter(reply.payload.values())).numpy().view(np.int32).astype(np.float64)
-            if masked.size != sum(int(np.prod(shape)) for _, shape in obs.layout):
+            size = sum(int(np.prod(shape)) for _, shape in obs.layout)
+            frame = next(iter(reply.payload.values())).numpy()
+            if frame.size != packed_size(size, obs.bits):
                 raise ValueError("label inference reads dense vectors (reveal-rows shifts positions per client)")
+            masked = centred(unpack(frame, size, obs.bits), obs.bits).astype(np.float64)
             bias = torch.from_numpy(masked[at:at + obs.num_labels])
         pred[client] = int(torch.argmax(bias.double() - b0.double()))
     return _score(pred, obs)

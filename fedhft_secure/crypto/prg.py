@@ -11,17 +11,25 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 __all__ = ["prg_uint"]
 
-_DTYPES = {32: np.uint32, 64: np.uint64}
-
 
 def prg_uint(seed: bytes, count: int, bits: int = 32) -> np.ndarray:
-    """``count`` uniform integers modulo 2^bits (bits 32 or 64; smaller moduli: mask the result)."""
+    """``count`` uniform integers modulo 2^bits, 1 <= bits <= 64.
+
+    The keystream is read as little-endian uint32 words (bits <= 32) or uint64
+    words (bits > 32), each reduced to its low ``bits`` bits: uniform, because
+    2^bits divides the word's range. So the 32- and 64-bit streams are the raw
+    words, and the stream mod 2^b is the 32-bit (or 64-bit) stream mod 2^b.
+    Returned in that word dtype (uint32 or uint64).
+    """
     if len(seed) != 32:
         raise ValueError("the PRG takes a 32-byte seed")
-    if bits not in _DTYPES:
-        raise ValueError("bits must be 32 or 64")
-    width = bits // 8
-    out = bytearray(count * width)
+    if not 1 <= bits <= 64:
+        raise ValueError(f"bits must be in 1..64, got {bits}")
+    dtype = np.uint32 if bits <= 32 else np.uint64
+    out = bytearray(count * np.dtype(dtype).itemsize)
     enc = Cipher(algorithms.AES(seed), modes.CTR(b"\0" * 16)).encryptor()
     enc.update_into(bytes(len(out)), out) if out else None
-    return np.frombuffer(out, dtype=np.dtype(_DTYPES[bits]).newbyteorder("<")).astype(_DTYPES[bits])
+    words = np.frombuffer(out, dtype=np.dtype(dtype).newbyteorder("<")).astype(dtype)
+    if bits in (32, 64):
+        return words
+    return words & dtype((1 << bits) - 1)

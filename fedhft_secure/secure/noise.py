@@ -99,7 +99,7 @@ class DistributedNoise:
         z = discrete_gaussian(y.size, sigma=sigma, entropy=self.entropy)
         self.applied.append(NoiseApplied(cluster=cluster, cohort=cohort, dim=int(y.size), scale=codec.scale,
                                          sigma_local=sigma))
-        return y + z.astype(codec.dtype)  # two's complement: adds z mod 2^bits
+        return codec.reduce(y + z.astype(codec.dtype))  # two's complement, then mod 2^bits: adds z mod 2^bits
 
     def take(self) -> list[NoiseApplied]:
         """The records since the last call (the ledger reads them once per pass)."""

@@ -29,8 +29,9 @@ import numpy as np
 import torch
 
 from ...crypto.aead import associated_data, open_share, seal_share
-from ...crypto.encoding import FixedPoint
+from ...crypto.encoding import MODULUS_BITS, FixedPoint
 from ...crypto.kex import KeyPair, agree, hkdf
+from ...crypto.packing import pack
 from ...crypto.shamir import PRIME, SHARE_BYTES, split
 from ...crypto.sign import IdentityKey, verify
 from ...exceptions import MalformedMessage, PolicyViolation, ReplayedMessage, ShapeMismatch, WrongRound
@@ -108,6 +109,9 @@ class MaskingClient(ClientSession):
     def _setup(self, m: KeySetup) -> KeyAdvert:
         if self.me not in m.cohort or len(m.participation) != len(m.cohort) or m.slots < 1:
             raise MalformedMessage("key set-up does not include this client consistently", sender=SERVER)
+        if m.bits not in MODULUS_BITS:
+            raise MalformedMessage(f"key set-up asks for sums mod 2^{m.bits}, outside 2^{MODULUS_BITS.start}.."
+                                   f"2^{MODULUS_BITS.stop - 1}", sender=SERVER)
         self.epoch, self.setup = m.epoch, m
         self.part = {c: set(p) for c, p in zip(m.cohort, m.participation)}
         self.neighbours = neighbour_graph(list(m.cohort), m.degree, m.graph_seed)[self.me]
@@ -291,8 +295,8 @@ class MaskingClient(ClientSession):
                     if v in shared_with:
                         pm = np.where(shared_with[v], pm, 0).astype(pm.dtype)
                     y = y + pm if self.me < v else y - pm
-            y = y[mine]
-            out[f"c{j}"] = torch.from_numpy(y.view(np.int32 if self.codec.bits == 32 else np.int64).copy())
+            # bit-packed: ceil(d·bits/8) bytes (crypto/packing.py; the frame format is in protocols/secagg.md)
+            out[f"c{j}"] = torch.from_numpy(pack(self.codec.reduce(y[mine]), self.codec.bits))
         return out
 
     def _support(self, order, expected: Expected, who: int) -> np.ndarray:  # noqa: ANN001

@@ -22,6 +22,7 @@ import torch
 
 from ...crypto.encoding import FixedPoint
 from ...crypto.kex import KeyPair, agree
+from ...crypto.packing import unpack
 from ...crypto.shamir import lagrange_at_zero, reconstruct
 from ...exceptions import AggregationAborted, LocalProtocolError, RemoteProtocolError, ShapeMismatch, WrongRound
 from ...wire import Intake, encode
@@ -232,13 +233,14 @@ class MaskingServer(ServerSession):
             if set(payload) != want:
                 raise ShapeMismatch(f"sender {client}: clusters {sorted(payload)}, expected {sorted(want)}",
                                     sender=client)
-            dtype = np.uint32 if self.params.bits == 32 else np.uint64
-            vecs = {}
+            bits, vecs = self.params.bits, {}
             for key, t in payload.items():
-                if t.dim() != 1 or t.numel() != size or t.is_floating_point() or t.element_size() * 8 != self.params.bits:
-                    raise ShapeMismatch(f"sender {client}: {key} is not {size} {self.params.bits}-bit integers",
-                                        sender=client)
-                vecs[int(key[1:])] = t.numpy().view(dtype)
+                if t.dtype != torch.uint8 or t.dim() != 1:
+                    raise ShapeMismatch(f"sender {client}: {key} is not a packed frame (1-D uint8)", sender=client)
+                try:  # exactly ceil(size·bits/8) bytes, zero padding bits (crypto/packing.py)
+                    vecs[int(key[1:])] = unpack(t.numpy(), size, bits)
+                except RemoteProtocolError as exc:
+                    raise type(exc)(f"sender {client}: {key}: {exc}", sender=client) from None
         except RemoteProtocolError as exc:
             self._drop(client, f"{type(exc).__name__}: {exc}")
             raise

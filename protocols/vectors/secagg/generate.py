@@ -36,14 +36,35 @@ def hkdf_rfc5869() -> dict:
             "okm": "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"}
 
 
-def prg_vector() -> dict:
-    """AES-256-CTR from a zero counter block = AES-256-ECB of the blocks 0, 1, 2, ... (big-endian)."""
+def prg_vector(bits: int = 32) -> dict:
+    """AES-256-CTR from a zero counter block = AES-256-ECB of the blocks 0, 1, 2, ... (big-endian);
+    below 32 bits each little-endian 32-bit word keeps its low ``bits`` bits."""
     seed = bytes(range(32))
     ecb = Cipher(algorithms.AES(seed), modes.ECB()).encryptor()
     stream = b"".join(ecb.update(i.to_bytes(16, "big")) for i in range(4))
-    words = np.frombuffer(stream, dtype="<u4").tolist()
-    return {"source": "AES-256-ECB of counter blocks (independent of the CTR code under test)",
-            "seed": seed.hex(), "bits": 32, "values": words}
+    words = [int.from_bytes(stream[i:i + 4], "little") % 2**bits for i in range(0, len(stream), 4)]
+    return {"source": "AES-256-ECB of counter blocks (independent of the CTR code under test)"
+                      + ("" if bits == 32 else f", each little-endian 32-bit word mod 2^{bits}"),
+            "seed": seed.hex(), "bits": bits, "values": words}
+
+
+def packing_vector() -> dict:
+    """Values mod 2^b as one little-endian bit stream: sum of v_i * 2^(i*b), as ceil(d*b/8) little-endian
+    bytes; computed with Python integers, independently of the numpy packing under test."""
+    rng = np.random.default_rng(20)
+    cases = []
+    for bits, d in [(20, 5), (20, 4), (17, 3), (16, 4), (24, 3), (32, 3), (33, 2), (48, 3), (64, 2), (20, 1),
+                    (20, 0)]:
+        values = [int(x) for x in rng.integers(0, 2**bits, d, dtype=np.uint64, endpoint=False)] if bits < 64 \
+            else [2**64 - 1, 0x0123456789ABCDEF][:d]
+        if d >= 2:
+            values[0], values[-1] = 2**bits - 1, 0  # the extremes: all ones, all zeros
+        stream = sum(v << (i * bits) for i, v in enumerate(values))
+        size = (d * bits + 7) // 8
+        cases.append({"bits": bits, "values": [str(v) for v in values], "bytes": size,
+                      "padding_bits": size * 8 - d * bits, "hex": stream.to_bytes(size, "little").hex()})
+    return {"source": "sum of v_i * 2^(i*bits) as little-endian bytes, with Python integers, computed here",
+            "cases": cases}
 
 
 def shamir_vector() -> dict:
@@ -56,8 +77,8 @@ def shamir_vector() -> dict:
             "coefficients": [str(c) for c in coeffs], "shares": shares}
 
 
-def fixed_point_vector() -> dict:
-    n, clip, bits = 5, 4.0, 32
+def fixed_point_vector(bits: int = 32) -> dict:
+    n, clip = 5, 4.0
     scale = ((1 << (bits - 1)) - 1) // int(n * (clip + 1.0))
     x = [0.0, 1.5, -2.25, 4.0, 7.0, -9.0, 1e-7]
     u = [0.0, 0.5, 0.25, 0.999, 0.1, 0.9, 0.5]
@@ -77,7 +98,8 @@ def entropy_stream(label: str):
     return take
 
 
-def transcript_vector(n: int = 5, before_input: tuple[int, ...] = (3,), after_input: tuple[int, ...] = ()) -> dict:
+def transcript_vector(n: int = 5, before_input: tuple[int, ...] = (3,), after_input: tuple[int, ...] = (),
+                      bits: int = 32) -> dict:
     """One key set-up and one pass with deterministic entropy; ``before_input`` clients drop before their
     masked input (their masks are removed with their mask keys), ``after_input`` ones after it (their
     input stays in the sum; they do not answer the unmask request). Records which shares each client
@@ -93,7 +115,7 @@ def transcript_vector(n: int = 5, before_input: tuple[int, ...] = (3,), after_in
     rng = np.random.default_rng(7)
     vectors = {i: rng.uniform(-1, 1, 6).round(3) for i in ids}
     weights = {i: (1.0,) for i in ids}
-    backend = MaskingSum()
+    backend = MaskingSum(bits=bits)
     info = SessionInfo(round=1, epoch=0, cohort=tuple(ids), clusters=1, passes=1, weights=weights)
     server = backend.server_session(info)
     clients = {i: MaskingClient(i, round=1, entropy=entropy_stream(f"client-{i}")) for i in ids}
@@ -127,7 +149,7 @@ def transcript_vector(n: int = 5, before_input: tuple[int, ...] = (3,), after_in
     plain = sum(vectors[i] for i in ids if i not in before_input)
     assert np.abs(total - plain).max() <= server.codec.resolution
     return {"source": "this implementation (regression), sum checked against the plain sum",
-            "clients": n, "degree": server.params.degree, "threshold": server.params.threshold,
+            "clients": n, "bits": bits, "degree": server.params.degree, "threshold": server.params.threshold,
             "dropped_before_input": list(before_input), "dropped_after_input": list(after_input),
             "entropy": "shake_256('client-<id>') stream",
             "vectors": {str(i): v.tolist() for i, v in vectors.items()}, "round": 1,
@@ -137,12 +159,14 @@ def transcript_vector(n: int = 5, before_input: tuple[int, ...] = (3,), after_in
 
 #: transcript vector file -> the arguments of ``transcript_vector`` that make it
 TRANSCRIPTS = {"transcript-5-clients-1-dropout": {"n": 5, "before_input": (3,)},
-               "transcript-3-clients-1-dropout-after-input": {"n": 3, "before_input": (), "after_input": (2,)}}
+               "transcript-3-clients-1-dropout-after-input": {"n": 3, "before_input": (), "after_input": (2,)},
+               "transcript-4-clients-20-bits-1-dropout": {"n": 4, "before_input": (2,), "bits": 20}}
 
 
 def main() -> None:
     out = {"x25519": x25519_rfc7748(), "hkdf": hkdf_rfc5869(), "prg": prg_vector(), "shamir": shamir_vector(),
-           "fixed-point": fixed_point_vector()}
+           "fixed-point": fixed_point_vector(), "prg-20-bits": prg_vector(20),
+           "fixed-point-20-bits": fixed_point_vector(20), "packing": packing_vector()}
     out.update({name: transcript_vector(**kw) for name, kw in TRANSCRIPTS.items()})
     for name, v in out.items():
         (HERE / f"{name}.json").write_text(json.dumps(v, indent=1) + "\n")
