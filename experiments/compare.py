@@ -76,9 +76,10 @@ def one_run(runs: Path, method: str, dataset: str, alpha: float, levels: tuple[f
     key = f"{'quick-' if quick else ''}{method}-{dataset}-a{alpha:g}-l{'_'.join(map(str, levels))}-s{seed}"
     out = runs / key
     done = out / "results.json"
-    if done.exists():  # reuse a finished run
-        res = json.loads(done.read_text())
-    else:
+    res = json.loads(done.read_text()) if done.exists() else None
+    # results.json is rewritten after every round: a run is finished when it holds them all (an interrupted
+    # one is started again, not resumed: fedsa-lora's and local's client-side state is not checkpointed)
+    if res is None or res["final"]["rounds_completed"] < res["config"]["fed"]["rounds"]:
         if out.exists():
             import shutil
 
@@ -222,6 +223,11 @@ def plot(summary: list[dict[str, Any]]) -> str:
     return "<html><body>" + "".join(charts) + "</body></html>"
 
 
+def _fmt(x: float | None) -> str:
+    """An accuracy, or "n/a" where the method has no such model (fedsa-lora, local: no global model)."""
+    return "n/a" if x is None else f"{x:.3f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny random model, one seed, one setting")
@@ -248,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         r = one_run(a.runs, method, ds, alpha, levels, seed, a.quick)
         runs.append(r)
         print(f"{ds:16} a={alpha:<4g} levels={str(list(levels)):16} {method:17} seed {seed}: personalized "
-              f"{r['personalized_accuracy']:.3f} global {r['global_accuracy']:.3f} "
+              f"{_fmt(r['personalized_accuracy'])} global {_fmt(r['global_accuracy'])} "
               f"up {r['bytes_up_per_round']:,.0f} B", flush=True)
     memory = memory_table((1.0, 0.5, 0.25), a.quick)
     fedhft_up = max((r["bytes_up_per_round"] for r in runs if r["method"] == "fedhft"), default=float("nan"))
