@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import warnings
@@ -24,22 +25,41 @@ from typing import Any
 
 warnings.filterwarnings("ignore")
 
+from safetensors.torch import load_file  # noqa: E402
+
 from fedhft_secure.config import load_config  # noqa: E402
-from fedhft_secure.runtime.checkpoint import load_checkpoint  # noqa: E402
 from fedhft_secure.runtime.local import run  # noqa: E402
 
 QUICK = ['model.name="tiny-random"', "data.train_size=320", "data.test_size=120", "fed.num_clients=6",
          "lora.r=4", "train.local_epochs=1"]
 
 
-def relative_diffs(ref: Any, other: Any) -> dict[str, float]:
-    """||ΔW - ΔW_ref|| / ||ΔW_ref|| per (cluster, layer) of two ServerStates."""
+def relative_diffs(ref: Path, other: Path) -> dict[str, float]:
+    """||ΔW - ΔW_ref|| / ||ΔW_ref|| per (cluster, layer), ΔW = B·A of the adapters two runs exported.
+
+    The exported adapters, not the server's checkpoint: with ``ckks`` the server holds
+    only ciphertexts, and what a run releases is what the members derived.
+    """
     out = {}
-    for j, (a, b) in enumerate(zip(ref.adapters, other.adapters)):
-        for name, f in a.items():
-            d = f.delta()
-            out[f"{j}:{name}"] = float((b[name].delta() - d).norm() / d.norm().clamp_min(1e-30))
+    for j, cdir in enumerate(sorted((ref / "adapters").glob("cluster_*"))):
+        a = load_file(cdir / "adapter_model.safetensors")
+        b = load_file(other / "adapters" / cdir.name / "adapter_model.safetensors")
+        for name in sorted(k for k in a if k.endswith("lora_A.weight")):
+            key = name.removesuffix(".lora_A.weight")
+            bname = f"{key}.lora_B.weight"
+            d = a[bname].double() @ a[name].double()
+            e = b[bname].double() @ b[name].double()
+            out[f"{j}:{key.split('encoder.')[-1]}"] = float((e - d).norm() / d.norm().clamp_min(1e-30))
     return out
+
+
+def finished(out: Path, rounds: int) -> dict[str, Any] | None:
+    """A run left in ``--workdir`` by an earlier invocation, if it holds every round (then reused)."""
+    done = out / "results.json"
+    if not done.exists() or not (out / "adapters").exists():
+        return None
+    res = json.loads(done.read_text())
+    return res if res["final"]["rounds_completed"] >= rounds else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,8 +81,12 @@ def main(argv: list[str] | None = None) -> int:
                 sets = (QUICK if args.quick else []) + args.set + [f"fed.rounds={rounds}",
                                                                    f'secure.backend="{backend}"']
                 out = work / f"r{rounds}-{i}-{backend}"
-                res = run(load_config(None, sets), out, progress=False)
-                states.append(load_checkpoint(out)[0])
+                res = finished(out, rounds)
+                if res is None:
+                    if out.exists():
+                        shutil.rmtree(out)  # an interrupted run: start it again
+                    res = run(load_config(None, sets), out, progress=False)
+                states.append(out)
                 finals.append(res["final"]["test_accuracy"])
             pairs = [(0, i, backends[0], backends[i]) for i in range(1, len(backends))]
             if len(backends) > 2:  # the second vs the third: a backend against itself
