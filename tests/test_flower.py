@@ -6,7 +6,6 @@ loopback ports, and stops every process it started, by pid (``deploy.Consortium.
 
 import json
 import socket
-import time
 
 import pytest
 from cryptography import x509
@@ -93,7 +92,6 @@ def test_consortium_on_loopback(tmp_path):
     in-process runner's under the same seed and the same dropout."""
     from fedhft_secure.runtime.flower.loopback import consortium_run
 
-    t = time.perf_counter()
     rep = consortium_run(tmp_path, tiny_overrides(**{**MASKING, "fed.num_clients": "4", "data.train_size": "240"}),
                          kill=2, kill_after="1:pass:0", stage_timeout=90.0)
     assert rep["flwr_run_returncode"] == 0, (tmp_path / "flwr-run.log").read_text()[-3000:]
@@ -106,4 +104,3 @@ def test_consortium_on_loopback(tmp_path):
     # every process is gone: SuperLink, SuperNodes, their SuperExecs and the node workers
     for pidfile in (tmp_path / "consortium" / "state").glob("*/worker.pid"):
         assert not pid_alive(int(pidfile.read_text()))
-    assert time.perf_counter() - t < 1200
