@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import stat
 import struct
-import time
 
 import numpy as np
 import pytest
@@ -404,11 +403,9 @@ def test_hostile_seal_blobs_are_typed_errors_naming_the_sender(bundle, parties):
     for name, blob in cases.items():
         wrapped = encode_envelope(Envelope(kind=Kind.FRESH, fingerprint=bundle.params.fingerprint,
                                            key_id=bundle.key_id, layout=layout.digest, summands=1, chunks=(blob,)))
-        t0 = time.perf_counter()
         with pytest.raises(RemoteProtocolError) as info:
             server.weighted_sum({5: wrapped}, layout=layout)
         assert info.value.sender == 5, name
-        assert time.perf_counter() - t0 < 1.0, name
         if name in ("oversized", "zstd bomb"):  # declared: refused before anything is inflated
             assert isinstance(info.value, OversizedMessage), name
     with pytest.raises(MalformedCiphertext, match="canonical"):  # SEAL never sees compressed bytes
