@@ -32,7 +32,7 @@ from ..secure.masking import MaskingSum
 from ..wire import SERVER, Intake, decode, encode
 from .session import MaskingRun
 
-__all__ = ["FuzzResult", "fuzz_all", "outcome", "mutate", "INVALID", "VALUE"]
+__all__ = ["FuzzResult", "fuzz_all", "outcome", "mutate", "flip", "INVALID", "VALUE"]
 
 INVALID = ("truncate", "extend", "oversize", "garbage", "kind", "version", "round", "replay", "forged_sender",
            "stale_stage")
@@ -72,6 +72,14 @@ def _with_head(blob: bytes, **change: int) -> bytes:
                       hl) + blob[_HEAD.size:]
 
 
+def flip(rng: random.Random, blob: bytes) -> bytes:
+    """1 to 4 random bytes XORed with a nonzero value: a value mutant (it may stay well-formed)."""
+    b = bytearray(blob)
+    for _ in range(rng.randint(1, 4)):
+        b[rng.randrange(len(b))] ^= rng.randint(1, 255)
+    return bytes(b)
+
+
 def mutate(rng: random.Random, kind: str, blob: bytes, *, max_bytes: int, other: bytes) -> bytes:
     head = _HEAD.unpack_from(blob)
     if kind == "truncate":
@@ -91,10 +99,7 @@ def mutate(rng: random.Random, kind: str, blob: bytes, *, max_bytes: int, other:
     if kind == "stale_stage":
         return other
     if kind == "flip":
-        b = bytearray(blob)
-        for _ in range(rng.randint(1, 4)):
-            b[rng.randrange(len(b))] ^= rng.randint(1, 255)
-        return bytes(b)
+        return flip(rng, blob)
     raise ValueError(kind)
 
 

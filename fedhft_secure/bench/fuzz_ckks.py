@@ -19,7 +19,7 @@ import numpy as np
 from ..secure.ckks.backend import max_chunk_bytes
 from ..secure.ckks.wire import MAGIC, Kind
 from .ckks_attacks import CkksRun
-from .fuzz import VALUE, FuzzResult, outcome
+from .fuzz import VALUE, FuzzResult, flip, outcome
 
 __all__ = ["fuzz_ckks", "CKKS_INVALID"]
 
@@ -45,10 +45,7 @@ def _mutate(rng: random.Random, kind: str, blob: bytes, *, other_key: bytes, sta
     if kind == "stale_stage":
         return stale
     if kind == "flip":
-        b = bytearray(blob)
-        for _ in range(rng.randint(1, 4)):
-            b[rng.randrange(len(b))] ^= rng.randint(1, 255)
-        return bytes(b)
+        return flip(rng, blob)
     raise ValueError(kind)
 
 
