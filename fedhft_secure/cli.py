@@ -41,7 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     kg.add_argument("--out", metavar="DIR", required=True, help="folder for the key files (must not hold any)")
     kg.add_argument("--max-clients", type=int, default=None, help="most ciphertexts in one sum")
     kg.add_argument("--value-bound", type=float, default=None, help="largest |p_ij * value| a client encrypts")
-    kg.add_argument("--precision", type=float, default=None, help="largest error of a released sum value (default: the finest one 60-bit data prime allows, as `run` without key files)")
+    kg.add_argument("--precision", type=float, default=None,
+                    help="largest error of a released sum value (default: the finest one 60-bit data prime "
+                         "allows, as `run` without key files)")
     kg.add_argument("--flood-bits", type=int, default=None,
                     help="flooding noise = 2^bits x the decryption error bound (IND-CPA^D)")
     rep = sub.add_parser("report", help="rebuild DIR/epsilon_report.json and DIR/report.html from a run folder")
