@@ -71,7 +71,8 @@ def overrides(method: str, dataset: str, alpha: float, levels: tuple[float, ...]
 
 
 def one_run(runs: Path, method: str, dataset: str, alpha: float, levels: tuple[float, ...], seed: int,
-            quick: bool) -> dict[str, Any]:
+            quick: bool, start: bool = True) -> dict[str, Any] | None:
+    """The figures of one run: reused when its folder holds a finished run, else run (None if not ``start``)."""
     o = overrides(method, dataset, alpha, levels, seed, quick)
     key = f"{'quick-' if quick else ''}{method}-{dataset}-a{alpha:g}-l{'_'.join(map(str, levels))}-s{seed}"
     out = runs / key
@@ -80,6 +81,8 @@ def one_run(runs: Path, method: str, dataset: str, alpha: float, levels: tuple[f
     # results.json is rewritten after every round: a run is finished when it holds them all (an interrupted
     # one is started again, not resumed: fedsa-lora's and local's client-side state is not checkpointed)
     if res is None or res["final"]["rounds_completed"] < res["config"]["fed"]["rounds"]:
+        if not start:
+            return None
         if out.exists():
             import shutil
 
@@ -194,8 +197,9 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def markdown(summary: list[dict[str, Any]], eff: dict[str, Any], memory: list[dict[str, Any]], command: str) -> str:
-    lines = [f"<!-- made by: {command} -->", "", "| dataset | alpha | levels | method | personalized acc | "
+def markdown(summary: list[dict[str, Any]], eff: dict[str, Any], memory: list[dict[str, Any]], command: str,
+             coverage: str = "") -> str:
+    lines = [f"<!-- made by: {command} -->", "", *([coverage, ""] if coverage else []), "| dataset | alpha | levels | method | personalized acc | "
              "global acc | upload B/client/round | server s/round | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         lines.append(f"| {s['dataset']} | {s['alpha']:g} | {s['levels']} | {s['method']} | "
@@ -223,6 +227,18 @@ def plot(summary: list[dict[str, Any]]) -> str:
     return "<html><body>" + "".join(charts) + "</body></html>"
 
 
+README_BEGIN, README_END = "<!-- compare.py: begin -->", "<!-- compare.py: end -->"
+
+
+def write_section(path: Path, md: str) -> None:
+    """Replace the text between the markers of ``path`` with ``md`` (the README's comparison is generated)."""
+    text = path.read_text()
+    if README_BEGIN not in text or README_END not in text:
+        raise SystemExit(f"{path}: needs the lines {README_BEGIN} and {README_END} around the generated section")
+    head, rest = text.split(README_BEGIN, 1)
+    path.write_text(head + README_BEGIN + "\n" + md + rest[rest.index(README_END):])
+
+
 def _fmt(x: float | None) -> str:
     """An accuracy, or "n/a" where the method has no such model (fedsa-lora, local: no global model)."""
     return "n/a" if x is None else f"{x:.3f}"
@@ -237,6 +253,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--datasets", default=",".join(DATASETS))
     ap.add_argument("--out", type=Path, default=RESULTS, help="where compare.{md,html} go")
+    ap.add_argument("--finished-only", action="store_true",
+                    help="start no run: report the finished runs of the grid (it is built over several invocations)")
+    ap.add_argument("--readme", type=Path, help="also write the Markdown into this file between "
+                    f"{README_BEGIN!r} and {README_END!r}")
     ap.add_argument("--measure-memory", nargs=2, metavar=("KIND", "LEVEL"), help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.measure_memory:
@@ -247,11 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [0] if a.quick else [int(s) for s in a.seeds.split(",")]
     settings = [(DEFAULT_ALPHA, DEFAULT_LEVELS)] if a.quick else SETTINGS
     t0 = time.perf_counter()
-    runs = []
+    runs, planned = [], 0
     # every seed gives a whole comparison before the next seed starts
     for (alpha, levels), ds, seed, method in itertools.product(settings, a.datasets.split(","), seeds,
                                                               a.methods.split(",")):
-        r = one_run(a.runs, method, ds, alpha, levels, seed, a.quick)
+        r = one_run(a.runs, method, ds, alpha, levels, seed, a.quick, start=not a.finished_only)
+        planned += 1
+        if r is None:
+            continue
         runs.append(r)
         print(f"{ds:16} a={alpha:<4g} levels={str(list(levels)):16} {method:17} seed {seed}: personalized "
               f"{_fmt(r['personalized_accuracy'])} global {_fmt(r['global_accuracy'])} "
@@ -263,13 +286,18 @@ def main(argv: list[str] | None = None) -> int:
            "memory_full_over_fedhft": memory[0]["train_mib"] / max(lowest["train_mib"], 1e-9),
            "memory_full_over_fedhft_peak": memory[0]["peak_mib"] / lowest["peak_mib"]}
     summary = summarize(runs)
-    md = markdown(summary, eff, memory, command)
+    coverage = (f"Runs finished: {len(runs)} of the {planned} this command covers (seeds {a.seeds}); "
+                "a cell without a figure has not run yet.") if len(runs) < planned else ""
+    md = markdown(summary, eff, memory, command, coverage)
+    if a.readme:
+        write_section(a.readme, md)
     print("\n" + md)
     stem = "compare_quick" if a.quick else "compare"
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"{stem}.md").write_text(md)
     (a.out / f"{stem}.html").write_text(plot(summary))
-    out = {"command": command, "seconds": time.perf_counter() - t0, "runs": runs, "summary": summary,
+    out = {"command": command, "seconds": time.perf_counter() - t0, "runs_planned": planned, "runs": runs,
+           "summary": summary,
            "memory": memory, "efficiency": eff}
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)

@@ -28,3 +28,21 @@ def test_compare_quick_writes_the_contract(tmp_path):
     again = compare.one_run(tmp_path / "runs", "fedavg-lora", "rotten_tomatoes", compare.DEFAULT_ALPHA,
                             compare.DEFAULT_LEVELS, 0, True)
     assert again == by["fedavg-lora"]
+    # an interrupted run (fewer rounds than configured) is not taken as finished
+    done = tmp_path / "runs" / Path(by["fedavg-lora"]["run_dir"]).name / "results.json"
+    res = json.loads(done.read_text())
+    res["final"]["rounds_completed"] = 0
+    done.write_text(json.dumps(res))
+    assert compare.one_run(tmp_path / "runs", "fedavg-lora", "rotten_tomatoes", compare.DEFAULT_ALPHA,
+                           compare.DEFAULT_LEVELS, 0, True, start=False) is None
+    # --finished-only starts nothing and says how much of the grid it covers; --readme fills the marked section
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{compare.README_BEGIN}\nold\n{compare.README_END}\ntail\n")
+    assert compare.main(["--quick", "--finished-only", "--methods", "fedhft,fedavg-lora,local", "--datasets",
+                         "rotten_tomatoes", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path), "--json",
+                         str(out), "--readme", str(readme)]) == 0
+    data = json.loads(out.read_text())
+    assert [r["method"] for r in data["runs"]] == ["fedhft", "local"] and data["runs_planned"] == 3
+    text = readme.read_text()
+    assert "old" not in text and text.endswith(f"{compare.README_END}\ntail\n")
+    assert "Runs finished: 2 of the 3" in text and "| fedhft |" not in text.split(compare.README_BEGIN)[0]
