@@ -83,7 +83,9 @@ def epsilon_report(results: dict[str, Any], audit: dict[str, Any] | None = None)
                         "budget_spent": spent or i in results.get("stopped", {}).get("clients", [])})
     unprotected = []
     if not pv["dp_sgd"]:
-        unprotected.append("adapter and head updates (pass vectors): no DP-SGD, no epsilon")
+        unprotected.append("adapter and head updates (pass vectors): no DP-SGD, no record-level epsilon"
+                           + (" (toward the server they carry distributed noise: see that mechanism)"
+                              if float(pv.get("distributed_noise", 0.0)) > 0 else ""))
     if float(pv["sketch_noise"]) <= 0:
         unprotected.append("clustering sketches: sent without noise, no epsilon"
                            + ("" if not pv["dp_sgd"] else " at client level (record level: post-processing "
