@@ -199,8 +199,9 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def markdown(summary: list[dict[str, Any]], eff: dict[str, Any], memory: list[dict[str, Any]], command: str,
              coverage: str = "") -> str:
-    lines = [f"<!-- made by: {command} -->", "", *([coverage, ""] if coverage else []), "| dataset | alpha | levels | method | personalized acc | "
-             "global acc | upload B/client/round | server s/round | seeds |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [f"<!-- made by: {command} -->", "", *([coverage, ""] if coverage else []),
+             "| dataset | alpha | levels | method | personalized acc | global acc | upload B/client/round | "
+             "server s/round | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
         lines.append(f"| {s['dataset']} | {s['alpha']:g} | {s['levels']} | {s['method']} | "
                      f"{s['personalized'][0]:.3f} ± {s['personalized'][1]:.3f} | "
@@ -240,7 +241,7 @@ def write_section(path: Path, md: str) -> None:
 
 
 def _fmt(x: float | None) -> str:
-    """An accuracy, or "n/a" where the method has no such model (fedsa-lora, local: no global model)."""
+    """An accuracy, or "n/a" where the method has no such model (local: no global model)."""
     return "n/a" if x is None else f"{x:.3f}"
 
 
@@ -286,7 +287,8 @@ def main(argv: list[str] | None = None) -> int:
            "memory_full_over_fedhft": memory[0]["train_mib"] / max(lowest["train_mib"], 1e-9),
            "memory_full_over_fedhft_peak": memory[0]["peak_mib"] / lowest["peak_mib"]}
     summary = summarize(runs)
-    coverage = (f"Runs finished: {len(runs)} of the {planned} this command covers (seeds {a.seeds}); "
+    coverage = (f"Runs finished: {len(runs)} of the {planned} this command covers "
+                f"(seeds {', '.join(map(str, seeds))}); "
                 "a cell without a figure has not run yet.") if len(runs) < planned else ""
     md = markdown(summary, eff, memory, command, coverage)
     if a.readme:
@@ -297,8 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     (a.out / f"{stem}.md").write_text(md)
     (a.out / f"{stem}.html").write_text(plot(summary))
     out = {"command": command, "seconds": time.perf_counter() - t0, "runs_planned": planned, "runs": runs,
-           "summary": summary,
-           "memory": memory, "efficiency": eff}
+           "summary": summary, "memory": memory, "efficiency": eff}
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(out, indent=2))
