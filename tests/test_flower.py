@@ -93,7 +93,7 @@ def test_consortium_on_loopback(tmp_path):
     from fedhft_secure.runtime.flower.loopback import consortium_run
 
     rep = consortium_run(tmp_path, tiny_overrides(**{**MASKING, "fed.num_clients": "4", "data.train_size": "240"}),
-                         kill=2, kill_after="1:pass:0", stage_timeout=90.0)
+                         kill=2, kill_after="1:pass:0", stage_timeout=180.0)
     assert rep["flwr_run_returncode"] == 0, (tmp_path / "flwr-run.log").read_text()[-3000:]
     assert rep["unknown_node_refused"] and rep["online_nodes"] == 4
     assert rep["rounds_completed"] == 2
