@@ -51,8 +51,9 @@ METHODS: dict[str, dict[str, str]] = {
 DATASETS = ("rotten_tomatoes", "tweets")
 DEFAULT_ALPHA, DEFAULT_LEVELS = 10.0, (1.0, 0.5)
 #: data heterogeneity at the default levels, resource heterogeneity at the default alpha
-SETTINGS = [(DEFAULT_ALPHA, DEFAULT_LEVELS), (1.0, DEFAULT_LEVELS), (0.1, DEFAULT_LEVELS),
-            (DEFAULT_ALPHA, (1.0,)), (DEFAULT_ALPHA, (1.0, 0.5, 0.25))]  # the default setting first
+#: (the default setting first, then the strongest heterogeneity: the grid is built over several invocations)
+SETTINGS = [(DEFAULT_ALPHA, DEFAULT_LEVELS), (0.1, DEFAULT_LEVELS), (DEFAULT_ALPHA, (1.0, 0.5, 0.25)),
+            (1.0, DEFAULT_LEVELS), (DEFAULT_ALPHA, (1.0,))]
 #: the quick grid: the tiny random BERT (learns nothing; it checks the machinery) and one setting
 QUICK = {"model.name": '"tiny-random"', "data.train_size": "240", "data.test_size": "80", "fed.num_clients": "4",
          "fed.rounds": "1", "lora.r": "4", "train.local_epochs": "1"}
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     runs, planned = [], 0
     # every seed gives a whole comparison before the next seed starts
-    for (alpha, levels), ds, seed, method in itertools.product(settings, a.datasets.split(","), seeds,
+    for seed, (alpha, levels), ds, method in itertools.product(seeds, settings, a.datasets.split(","),
                                                               a.methods.split(",")):
         r = one_run(a.runs, method, ds, alpha, levels, seed, a.quick, start=not a.finished_only)
         planned += 1
