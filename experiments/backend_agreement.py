@@ -28,6 +28,7 @@ warnings.filterwarnings("ignore")
 from safetensors.torch import load_file  # noqa: E402
 
 from fedhft_secure.config import load_config  # noqa: E402
+from fedhft_secure.runtime.checkpoint import finished_run  # noqa: E402
 from fedhft_secure.runtime.local import run  # noqa: E402
 
 QUICK = ['model.name="tiny-random"', "data.train_size=320", "data.test_size=120", "fed.num_clients=6",
@@ -53,15 +54,6 @@ def relative_diffs(ref: Path, other: Path) -> dict[str, float]:
     return out
 
 
-def finished(out: Path, rounds: int) -> dict[str, Any] | None:
-    """A run left in ``--workdir`` by an earlier invocation, if it holds every round (then reused)."""
-    done = out / "results.json"
-    if not done.exists() or not (out / "adapters").exists():
-        return None
-    res = json.loads(done.read_text())
-    return res if res["final"]["rounds_completed"] >= rounds else None
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny random BERT (checks the machinery in seconds)")
@@ -81,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 sets = (QUICK if args.quick else []) + args.set + [f"fed.rounds={rounds}",
                                                                    f'secure.backend="{backend}"']
                 out = work / f"r{rounds}-{i}-{backend}"
-                res = finished(out, rounds)
+                res = finished_run(out)
                 if res is None:
                     if out.exists():
                         shutil.rmtree(out)  # an interrupted run: start it again

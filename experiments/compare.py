@@ -36,6 +36,7 @@ warnings.filterwarnings("ignore")
 from fedhft_secure.config import load_config  # noqa: E402
 from fedhft_secure.fl.baselines import plain_sum_note  # noqa: E402
 from fedhft_secure.privacy.svg import line_chart  # noqa: E402
+from fedhft_secure.runtime.checkpoint import finished_run  # noqa: E402
 from fedhft_secure.runtime.local import run  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -77,11 +78,9 @@ def one_run(runs: Path, method: str, dataset: str, alpha: float, levels: tuple[f
     o = overrides(method, dataset, alpha, levels, seed, quick)
     key = f"{'quick-' if quick else ''}{method}-{dataset}-a{alpha:g}-l{'_'.join(map(str, levels))}-s{seed}"
     out = runs / key
-    done = out / "results.json"
-    res = json.loads(done.read_text()) if done.exists() else None
-    # results.json is rewritten after every round: a run is finished when it holds them all (an interrupted
-    # one is started again, not resumed: fedsa-lora's and local's client-side state is not checkpointed)
-    if res is None or res["final"]["rounds_completed"] < res["config"]["fed"]["rounds"]:
+    # an interrupted run is started again, not resumed: fedsa-lora's and local's client state is not checkpointed
+    res = finished_run(out)
+    if res is None:
         if not start:
             return None
         if out.exists():

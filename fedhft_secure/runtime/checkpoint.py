@@ -15,7 +15,7 @@ from ..exceptions import ConfigError
 from ..fl.server import RoundRecord, ServerState
 from ..model.lora import LayerFactors
 
-__all__ = ["save_checkpoint", "load_checkpoint", "write_json", "CHECKPOINT"]
+__all__ = ["save_checkpoint", "load_checkpoint", "write_json", "finished_run", "CHECKPOINT"]
 
 CHECKPOINT = "checkpoint.safetensors"
 
@@ -24,6 +24,21 @@ def write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, path)
+
+
+def finished_run(run_dir: Path) -> dict[str, Any] | None:
+    """``run_dir``'s results if the run there got to its end, else None.
+
+    results.json is rewritten after every round, so its presence says little: a finished run holds every
+    configured round (or stopped on a spent privacy budget) and has its reports, which are written last.
+    Scripts that build results over several invocations reuse only these.
+    """
+    path = Path(run_dir) / "results.json"
+    if not path.exists() or not (Path(run_dir) / "epsilon_report.json").exists():
+        return None
+    res = json.loads(path.read_text())
+    done = res.get("final", {}).get("rounds_completed", 0) >= res["config"]["fed"]["rounds"]
+    return res if done or "stopped" in res else None
 
 
 def save_checkpoint(run_dir: Path, state: ServerState, results: dict[str, Any]) -> None:
