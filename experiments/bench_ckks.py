@@ -96,7 +96,8 @@ def bench_ckks(name: str, xs: list[dict[str, torch.Tensor]], distinct: int, prec
             "upload_bytes_per_client": len(fresh[0]), "sum_bytes": len(summed),
             "bytes_per_fp32": len(fresh[0]) / values / 4, "sum_bytes_per_fp32": len(summed) / values / 4,
             "model_bytes_per_fp32": params.upload_bytes_per_value / 4,
-            "model_sum_bytes_per_fp32": params.sum_bytes_per_value / 4, "max_abs_error": err, "max_abs_error_unflooded": err_raw, "precision_bound": params.precision}
+            "model_sum_bytes_per_fp32": params.sum_bytes_per_value / 4, "max_abs_error": err,
+            "max_abs_error_unflooded": err_raw, "precision_bound": params.precision}
 
 
 def layout_names(layout) -> list[str]:  # noqa: ANN001

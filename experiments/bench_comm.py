@@ -110,7 +110,8 @@ def measure(base_cfg: RunConfig, variants: list[tuple[str, dict[str, Any]]]) -> 
         for phase, probs, adapters in (("warm-up (p uniform)", np.full((n, K), 1 / K), False),
                                        ("clustered (p one-hot)", hard_probs(n, K), True)):
             t = one_round(world, cfg, probs, adapters)
-            by_level = {lv: statistics.mean(t[i][0] for i in t if levels[i] == lv) for lv in sorted(set(levels.values()))}
+            by_level = {lv: statistics.mean(t[i][0] for i in t if levels[i] == lv)
+                        for lv in sorted(set(levels.values()))}
             rows.append({"method": label, "phase": phase, "upload_mean": statistics.mean(v[0] for v in t.values()),
                          "download_mean": statistics.mean(v[1] for v in t.values()),
                          "upload_by_level": {str(k): v for k, v in by_level.items()}})

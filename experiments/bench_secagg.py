@@ -228,8 +228,8 @@ def main(argv: list[str] | None = None) -> int:
     if big[100] and big[1000]:
         out["server_growth_1000_vs_100"] = big[1000][0]["server_s"] / big[100][0]["server_s"]
     print()
-    print(f"{'n':>5} {'d':>7} {'drop':>5} {'bits':>4} {'client s':>9} {'server s':>9} {'up B/fp32':>9} {'k':>3} {'t':>3}"
-          f" {'flower unmask s':>15} {'speedup':>8}")
+    print(f"{'n':>5} {'d':>7} {'drop':>5} {'bits':>4} {'client s':>9} {'server s':>9} {'up B/fp32':>9} "
+          f"{'k':>3} {'t':>3} {'flower unmask s':>15} {'speedup':>8}")
     for r in rows + rows20:
         fl = r.get("flower_unmask_s")
         print(f"{r['n']:5d} {r['d']:7d} {r['dropout']:5.1f} {r['bits']:4d} {r['client_s']:9.4f} {r['server_s']:9.4f} "

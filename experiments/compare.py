@@ -148,8 +148,8 @@ def measure_memory(kind: str, level: float, quick: bool) -> None:
         model = inject_lora(copy.deepcopy(model), r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
                             targets=cfg.lora.targets)
         pnames = {id(p): n for n, p in model.named_parameters()}
-        row_masks = {pnames[id(m.lora_B["default"].weight)]: top_fraction(torch.rand(m.lora_B["default"].weight.shape[0]), level)
-                     for m in lora_modules(model).values()}
+        row_masks = {pnames[id(b)]: top_fraction(torch.rand(b.shape[0]), level)
+                     for b in (m.lora_B["default"].weight for m in lora_modules(model).values())}
     before = rss()  # the model is loaded (and, for LoRA, wrapped): what training adds is measured
     peak[0] = before
     sampler.start()

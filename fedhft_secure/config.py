@@ -274,7 +274,8 @@ def modulus_problem(*, bits: int, clients: int, clip: float, dp_clip: float = 1.
     return None
 
 
-_SECTIONS = {f.name: f for f in fields(RunConfig) if dataclasses.is_dataclass(f.default_factory)}  # type: ignore[arg-type]
+_SECTIONS = {f.name: f for f in fields(RunConfig)
+             if dataclasses.is_dataclass(f.default_factory)}  # type: ignore[arg-type]
 
 
 def _coerce(key: str, value: Any, typ: Any) -> Any:

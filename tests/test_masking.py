@@ -299,8 +299,9 @@ def test_server_cannot_tell_two_dropout_stories():
     sig_a = _signatures(clients, told_dropped, 0, everyone - {victim})
     sig_b = _signatures(clients, told_alive, 0, everyone)
     for i in told_dropped:
-        req = UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[victim], survivors=sorted(everyone - {victim}),
-                            signatures={**sig_b, **sig_a})  # B's signatures are of another list: worthless here
+        req = UnmaskRequest(round=3, pass_idx=1, epoch=0, slot=0, dropped=[victim],
+                            # B's signatures are of another list: worthless here
+                            survivors=sorted(everyone - {victim}), signatures={**sig_b, **sig_a})
         with pytest.raises(PolicyViolation, match="valid signatures"):
             clients[i].handle(encode(req))
     for i in told_alive:

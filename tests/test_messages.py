@@ -38,7 +38,8 @@ def messages(draw):
     if kind == "request":
         return PassRequest(round=rnd, pass_idx=pss, plan_pass=draw(st.integers(0, 9)), epoch=draw(st.integers(0, 3)),
                            ops=draw(st.dictionaries(st.text(max_size=8), st.sampled_from(["L", "R"]))),
-                           omega=draw(st.dictionaries(st.text(max_size=8), st.lists(st.integers(0, 2**31), max_size=2))),
+                           omega=draw(st.dictionaries(st.text(max_size=8),
+                                                      st.lists(st.integers(0, 2**31), max_size=2))),
                            probs=draw(floats), inputs=draw(tensor_dicts))
     sender = draw(st.integers(0, 2**32 - 2))
     if kind == "reply":

@@ -128,7 +128,8 @@ def test_config_checks_backend_and_headroom():
     with pytest.raises(ConfigError, match="privacy.distributed_noise"):
         load_config(None, ['secure.backend="masking"', "privacy.distributed_noise=50.0"])
     with pytest.raises(ConfigError, match="secure.sparsity.*allowed: dense"):
-        load_config(None, ['secure.backend="masking"', 'secure.sparsity="reveal-rows"', "privacy.distributed_noise=2.0"])
+        load_config(None, ['secure.backend="masking"', 'secure.sparsity="reveal-rows"',
+                           "privacy.distributed_noise=2.0"])
     from pathlib import Path
 
     from fedhft_secure.threat import check_config, load_threat_model

@@ -270,8 +270,8 @@ class MaskingServer(ServerSession):
         def secret(kind: str, u: int) -> bytes:
             got = shares.get((kind, u), {})
             if len(got) < t:
-                raise AggregationAborted(f"{len(got)} shares of client {u}'s {'mask key' if kind == 's' else 'self mask'}"
-                                         f", {t} needed: the sum stays closed")
+                what = "mask key" if kind == "s" else "self mask"
+                raise AggregationAborted(f"{len(got)} shares of client {u}'s {what}, {t} needed: the sum stays closed")
             xs = sorted(got)[:t]
             lam = lagrange.setdefault(tuple(xs), lagrange_at_zero(xs))
             return reconstruct(got, t, coefficients=(xs, lam))
