@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import resource
 import shlex
 import statistics
@@ -215,16 +216,23 @@ def markdown(summary: list[dict[str, Any]], eff: dict[str, Any], memory: list[di
 
 
 def plot(summary: list[dict[str, Any]]) -> str:
+    """Personalized accuracy per method: vs data heterogeneity (log10 alpha, default levels) and vs resource
+    heterogeneity (number of levels, default alpha)."""
     charts = []
     for ds in sorted({s["dataset"] for s in summary}):
-        series = []
-        for m in METHODS:
-            pts = sorted((s["alpha"], s["personalized"][0]) for s in summary
-                         if s["dataset"] == ds and s["method"] == m and tuple(s["levels"]) == DEFAULT_LEVELS)
-            if pts:
-                series.append((m, [a for a, _ in pts], [y for _, y in pts]))
-        charts.append(line_chart(series, title=f"{ds}: personalized accuracy vs Dirichlet alpha",
-                                 xlabel="alpha", ylabel="accuracy"))
+        for xlabel, x_of, keep in (
+                ("log10 Dirichlet alpha (smaller: more skewed labels)", lambda s: math.log10(s["alpha"]),
+                 lambda s: tuple(s["levels"]) == DEFAULT_LEVELS),
+                ("number of resource levels (1; 1, 0.5; 1, 0.5, 0.25)", lambda s: len(s["levels"]),
+                 lambda s: s["alpha"] == DEFAULT_ALPHA)):
+            series = []
+            for m in METHODS:
+                pts = sorted((x_of(s), s["personalized"][0]) for s in summary
+                             if s["dataset"] == ds and s["method"] == m and keep(s))
+                if pts:
+                    series.append((m, [x for x, _ in pts], [y for _, y in pts]))
+            charts.append(line_chart(series, title=f"{ds}: personalized accuracy", xlabel=xlabel,
+                                     ylabel="accuracy"))
     return "<html><body>" + "".join(charts) + "</body></html>"
 
 
