@@ -2,8 +2,10 @@
 
 ``AverageServer``: one pass per round whose per-client vector is the method's
 weighted factors; the new global model is the sum divided by the sum of
-weights. ``LocalServer``: starts rounds and aggregates nothing (``local``,
-``central``).
+weights. ``CkksAverageServer``: the same pass when only members can open the
+sum (``ckks``): the server forwards and logs the sum's ciphertext, and every
+member computes the global model (fl/member.py ``AverageMember``).
+``LocalServer``: starts rounds and aggregates nothing (``local``, ``central``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,9 @@ from ..secure.api import Expected
 from .baselines import aggregate, expected_shapes
 from .messages import PassReply, PassRequest, Ready, encode
 from .server import PassPlanServer, _ServerBase
+from .server_ckks import CkksPassServer
 
-__all__ = ["AverageServer", "LocalServer"]
+__all__ = ["AverageServer", "CkksAverageServer", "LocalServer"]
 
 
 class AverageServer(PassPlanServer):
@@ -47,7 +50,7 @@ class AverageServer(PassPlanServer):
         self.session.add_payload(client, msg.payload)
 
     def _expected(self) -> Expected:
-        shapes = expected_shapes(self.cfg.method, self.shapes, self.state.heads[0], self.cfg.lora.r)
+        shapes = expected_shapes(self.cfg.method, self.shapes, self.book.head_shapes, self.cfg.lora.r)
         return Expected(shared=shapes, per_cluster={}, row_layers={})
 
     def _start_pass(self) -> dict[int, bytes]:
@@ -74,6 +77,28 @@ class AverageServer(PassPlanServer):
         else:
             self.cohort = set()
         self._close()
+
+
+class CkksAverageServer(AverageServer, CkksPassServer):
+    """``ckks``: AverageServer's one pass inside CkksPassServer's round; no sum is ever opened here.
+
+    From AverageServer: the pass request, its expected shapes, the reply check.
+    From CkksPassServer: the ``sync`` stage, a RoundStart without the model,
+    the pass's ciphertext sum kept in ``ServerState.log`` and forwarded to the
+    cohort as a RoundLog (``result`` stage). Each member opens it and runs
+    ``baselines.aggregate`` itself (``AverageMember``).
+    """
+
+    _reset_plans = CkksPassServer._reset_plans
+    _absorb = CkksPassServer._absorb
+    _finish = CkksPassServer._finish  # type: ignore[assignment]
+
+    @property
+    def pass_idx(self) -> int:
+        return len(self.pass_sums)
+
+    def _plan_done(self) -> bool:
+        return bool(self.pass_sums)
 
 
 class LocalServer(_ServerBase):

@@ -29,19 +29,18 @@ if TYPE_CHECKING:
 __all__ = ["start_baseline", "answer_baseline"]
 
 
-def _split(tensors: dict[str, torch.Tensor], part: str) -> dict[str, torch.Tensor]:
-    """``c0/{layer}/{part}`` -> {layer: tensor}."""
-    tail = f"/{part}"
-    return {k[3:-len(tail)]: v for k, v in tensors.items() if k.startswith("c0/") and k.endswith(tail)}
-
-
 def start_baseline(client: "Client", msg: RoundStart, round: int) -> tuple[bytes, "LocalReport"]:
     from .client import LocalReport  # the record lives with the client
 
     cfg, d, method = client.cfg, client.data, client.cfg.method
     own = client.own
-    A, B = _split(msg.adapters, "A") or None, _split(msg.adapters, "B") or None
-    head = {k[3:]: v for k, v in msg.heads.items() if k.startswith("c0/")}
+    if method in SUM_METHODS or client.member is None:
+        heads, adapters = client._cluster_state(msg)  # sent in clear, or (ckks) this member's own copy
+    else:  # local, central under ckks: nothing is aggregated, the start is the initial head
+        heads, adapters = client.member.state.heads, []
+    glob = adapters[0] if adapters else {}
+    A, B = {n: f.A for n, f in glob.items()} or None, {n: f.B for n, f in glob.items()} or None
+    head = heads[0]
     if method in ("local", "central") and own:
         A, B, head = own["A"], own["B"], own["head"]
     if method == "fedsa-lora" and own:

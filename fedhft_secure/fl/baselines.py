@@ -4,7 +4,10 @@ Every method below sends, once per round, a vector that is linear in the
 client's own factors and pre-multiplied by a client weight w_i (its example
 count, or HetLoRA's update norm), plus w_i itself. The server only needs
 Σ_i w_i x_i and Σ_i w_i, so the weights stay private and every SecureSum
-backend (plaintext, masking, ckks) runs these methods unchanged.
+backend runs these methods unchanged: with plaintext and masking the server
+computes ``aggregate`` on the sums it opens; with ckks it forwards the sum's
+ciphertext and every member opens it and computes ``aggregate`` itself
+(fl/average.py ``CkksAverageServer``, fl/member.py ``AverageMember``).
 
 - ``fedavg-lora`` (FedIT): average A and B separately.
 - ``ffa-lora``: A frozen at a shared, public random init; only B is averaged.
@@ -95,8 +98,9 @@ def contribution(method: str, factors: Mapping[str, LayerFactors], head: Mapping
     return out
 
 
-def expected_shapes(method: str, shapes: Mapping[str, tuple[int, int]], head: Mapping[str, torch.Tensor],
-                    r: int) -> dict[str, tuple[int, ...]]:
+def expected_shapes(method: str, shapes: Mapping[str, tuple[int, int]],
+                    head_shapes: Mapping[str, tuple[int, ...]], r: int) -> dict[str, tuple[int, ...]]:
+    """The names and shapes of a client's vector (public: server and members derive the same)."""
     out: dict[str, tuple[int, ...]] = {"weight": (1,)}
     for n, (o, i) in shapes.items():
         if method in SHARES_A:
@@ -105,7 +109,7 @@ def expected_shapes(method: str, shapes: Mapping[str, tuple[int, int]], head: Ma
             out[f"B/{n}"] = (o, r)
         if method == "flexlora":
             out[f"W/{n}"] = (o, i)
-    out.update({f"head/{k}": tuple(v.shape) for k, v in head.items()})
+    out.update({f"head/{k}": tuple(s) for k, s in head_shapes.items()})
     return out
 
 

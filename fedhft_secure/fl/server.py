@@ -4,6 +4,7 @@
 ``ExplicitServer`` (fl/explicit.py) is the reference: it receives each client's
 masked factors, as the official code does, and forms S_j explicitly;
 ``CkksPassServer`` (fl/server_ckks.py) runs the passes without opening sums.
+The comparison methods' servers (one weighted sum per round) are in fl/average.py.
 
 A round: ``begin_round`` gives RoundStart bytes per client; then the
 runtime delivers each reply to ``receive`` and calls ``advance`` for the next
@@ -341,15 +342,12 @@ def make_server(*, cfg: RunConfig, state: ServerState, layer_shapes: dict[str, t
                 backend: SecureSum, head_shapes: dict[str, tuple[int, ...]] | None = None
                 ) -> _ServerBase:
     if cfg.method != "fedhft":  # the comparison methods (fl/baselines.py)
-        from .average import AverageServer, LocalServer
+        from .average import AverageServer, CkksAverageServer, LocalServer
 
         if cfg.method in ("local", "central"):
             return LocalServer(cfg=cfg, state=state, layer_shapes=layer_shapes)
-        if opens_on_client(backend):
-            raise ConfigError("secure.backend", f"method {cfg.method!r} is not wired to a backend whose sums "
-                              "only clients can open", "plaintext, masking")
-        return AverageServer(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend,
-                             head_shapes=head_shapes)
+        cls = CkksAverageServer if opens_on_client(backend) else AverageServer
+        return cls(cfg=cfg, state=state, layer_shapes=layer_shapes, backend=backend, head_shapes=head_shapes)
     if cfg.fed.server == "explicit":
         if opens_on_client(backend):
             raise ConfigError("fed.server", f"'explicit' receives every client's factors in clear; "

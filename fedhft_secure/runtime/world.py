@@ -16,8 +16,9 @@ from ..config import RunConfig
 from ..data.partition import ClientSplit, assign_levels, dirichlet_partition, split_clients
 from ..data.sources import TextDataset, load_dataset, train_test_split
 from ..exceptions import ConfigError, DataError
+from ..fl.baselines import SUM_METHODS
 from ..fl.client import Client, ClientData
-from ..fl.member import Member
+from ..fl.member import AverageMember, Member
 from ..model.base import Encoded, encode_texts, load_base_model, load_tokenizer
 from ..model.lora import head_state, inject_lora, lora_modules
 from ..crypto.sign import IdentityKey
@@ -140,7 +141,8 @@ def build_world(cfg: RunConfig, only: Collection[int] | None = None, *, keys_dir
         data = ClientData(id=i, level=levels[i], train=enc(train), val=enc(pool.subset(sp.val)),
                           majority_label=int(np.bincount(train.labels, minlength=ds.num_labels).argmax()))
         mb = member_backends[i]
-        member = Member(backend=mb, cfg=cfg, shapes=shapes, head=head, count_floor=mb.error_bound) \
+        kind = AverageMember if cfg.method in SUM_METHODS else Member  # a comparison method: one sum per round
+        member = kind(backend=mb, cfg=cfg, shapes=shapes, head=head, count_floor=mb.error_bound) \
             if isinstance(mb, CkksSum) else None
         clients.append(Client(data=data, cfg=cfg, base=base, backend=mb, projector=projector,
                               ledger=client_ledger(cfg, i, len(data.train)), member=member))

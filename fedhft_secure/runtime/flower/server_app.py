@@ -32,7 +32,7 @@ from ..local import Fault, deliver_reply, run
 from ..world import World, build_world
 from .records import HELLO, STEP, pack, unpack
 
-__all__ = ["app", "Timeouts", "FlowerTransport", "serve", "config_from_run_config"]
+__all__ = ["app", "Timeouts", "FlowerTransport", "serve", "check_flower", "config_from_run_config"]
 
 log = logging.getLogger("fedhft_secure.flower")
 
@@ -180,11 +180,19 @@ class FlowerTransport:
         return busy
 
 
+def check_flower(cfg: RunConfig) -> None:
+    """What the Flower engine cannot run yet, refused before anything starts."""
+    if cfg.privacy.distributed_noise > 0:
+        raise ConfigError("privacy.distributed_noise", "is not supported on Flower yet", "0, or --engine local")
+    if cfg.secure.backend == "ckks":  # every method: members' keys are made per run, in-process
+        raise ConfigError("secure.backend", f"ckks (method {cfg.method!r}) runs in-process only for now",
+                          "plaintext, masking, or --engine local")
+
+
 def serve(grid: Grid, cfg: RunConfig, out_dir: Path, timeouts: Timeouts = Timeouts(), *,
           progress: bool = False, fault: Fault | None = None) -> dict[str, Any]:
     """One FedHFT run over ``grid``: the in-process runner's loop and output, Flower's transport."""
-    if cfg.privacy.distributed_noise > 0:
-        raise ConfigError("privacy.distributed_noise", "is not supported on Flower yet", "0, or --engine local")
+    check_flower(cfg)
     t = FlowerTransport(grid, timeouts)
     return run(cfg, out_dir, progress=progress, fault=fault, make_world=t.make_world, exchange_fn=t.exchange)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import RunConfig
-from .server_app import Timeouts, serve
+from .server_app import Timeouts, check_flower, serve
 
 __all__ = ["run_flower_sim"]
 
@@ -19,6 +19,7 @@ def run_flower_sim(cfg: RunConfig, out_dir: Path, *, timeouts: Timeouts | None =
     The clients live in one Ray actor (one CPU for the whole backend): a node's messages always
     reach the process that holds its client, and the CPU budget is the in-process runner's.
     """
+    check_flower(cfg)  # before the simulation engine starts
     from flwr.serverapp import ServerApp
     from flwr.simulation import run_simulation
 
