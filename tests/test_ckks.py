@@ -431,7 +431,8 @@ def test_ckks_sum_matches_the_plaintext_backend(bundle):
     contributions, weights = {}, {}
     for i in range(5):
         contributions[i] = Contribution(
-            shared={"s/v": torch.rand(40, 8, generator=g) - 0.5, "counts/x": (torch.rand(40, generator=g) > 0.5).float()},
+            shared={"s/v": torch.rand(40, 8, generator=g) - 0.5,
+                    "counts/x": (torch.rand(40, generator=g) > 0.5).float()},
             per_cluster={j: {"c/v": torch.rand(40, 8, generator=g) - 0.5} for j in range(3)})
         w = torch.rand(3, generator=g)
         w[i % 3] = 0.0  # some clients skip a cluster
