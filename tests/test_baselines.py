@@ -106,6 +106,21 @@ def test_every_method_runs_a_round(tmp_path, tiny_cfg, method):
         assert ranks == {1.0: cfg.lora.r, 0.5: cfg.lora.r // 2}
 
 
+def test_example_count_weights_share_one_public_unit(tiny_cfg):
+    """Weights are n_i / unit with one unit for all clients (the pool per client), also when the whole pool is
+    used (data.train_size = 0): a unit taken from each client's own size would weight every client alike."""
+    from fedhft_secure.runtime.world import build_world
+
+    for size in ("0", "320"):
+        world = build_world(tiny_cfg(method='"fedavg-lora"', **{"data.train_size": size}))
+        units = {c.data.weight_unit for c in world.clients}
+        pool = sum(len(c.data.train) + len(c.data.val) for c in world.clients)
+        assert units == {pool / world.cfg.fed.num_clients}
+        assert len({len(c.data.train) for c in world.clients}) > 1  # so equal weights would be wrong
+        if size == "320":
+            assert pool == 320
+
+
 def test_fedavg_with_masking_matches_plaintext(tmp_path, tiny_cfg):
     states = {}
     for backend in ("plaintext", "masking"):

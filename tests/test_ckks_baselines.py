@@ -67,9 +67,8 @@ def pair(tmp_path_factory):
 
 def total_weight(method, world, clients=None):
     """Σ_i w_i as the clients computed it (baseline_client.answer_baseline)."""
-    per = world.cfg.data.train_size / world.cfg.fed.num_clients
     return sum(client_weight(method, c.factors.layers, len(c.data.train)) if method == "hetlora"
-               else len(c.data.train) / per for c in world.clients if clients is None or c.data.id in clients)
+               else len(c.data.train) / c.data.weight_unit for c in world.clients if clients is None or c.data.id in clients)
 
 
 def assert_close_to(view, plain, method, world, W):

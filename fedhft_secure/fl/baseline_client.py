@@ -86,10 +86,9 @@ def answer_baseline(client: "Client", req: PassRequest) -> bytes:
     if req.ops or req.inputs or req.omega or req.plan_pass != 0 or list(req.probs) != [1.0]:
         raise MalformedMessage(f"{cfg.method} takes one plain pass, not a pass-plan request", sender=SERVER)
     # weights near 1 keep every weighted coordinate inside the masking clip bound
-    per_client = (cfg.data.train_size or len(client.data.train)) / cfg.fed.num_clients
     w = client_weight(cfg.method, f.layers, len(client.data.train))
     if cfg.method != "hetlora":
-        w /= per_client
+        w /= client.data.weight_unit
     shared = contribution(cfg.method, f.layers, f.head, weight=w, r=cfg.lora.r)
     expected = Expected(shared={n: tuple(t.shape) for n, t in shared.items()}, per_cluster={}, row_layers={})
     payload = client.session.payload(Contribution(shared=shared, per_cluster={}), slot=0, weights=[1.0],

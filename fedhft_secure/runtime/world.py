@@ -139,6 +139,7 @@ def build_world(cfg: RunConfig, only: Collection[int] | None = None, *, keys_dir
             continue
         train = pool.subset(sp.train)
         data = ClientData(id=i, level=levels[i], train=enc(train), val=enc(pool.subset(sp.val)),
+                          weight_unit=len(pool) / cfg.fed.num_clients,
                           majority_label=int(np.bincount(train.labels, minlength=ds.num_labels).argmax()))
         mb = member_backends[i]
         kind = AverageMember if cfg.method in SUM_METHODS else Member  # a comparison method: one sum per round
