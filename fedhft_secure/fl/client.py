@@ -49,7 +49,7 @@ class ClientData:
     majority_label: int  # of its own training labels
     #: the pool's examples per client if split evenly: public, the same for every client, so the comparison
     #: methods can scale example-count weights to about 1 (the secure sum's clip bound) and still average
-    weight_unit: float = 1.0
+    weight_unit: float
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
