@@ -14,6 +14,9 @@ Runs are stored under ``--runs DIR`` and reused when complete, so the full
 grid can be built up over several invocations.
 
     python experiments/compare.py [--quick] [--json PATH] [--runs DIR] [--seeds 0,1,2]
+        [--methods M,..] [--datasets D,..] [--settings default,alpha0.1,..] [--set KEY=VALUE ...]
+
+``--set`` runs a variant beyond the grid (e.g. more local epochs) in folders and files of its own.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from typing import Any
 
 warnings.filterwarnings("ignore")
 
-from fedhft_secure.config import load_config  # noqa: E402
+from fedhft_secure.config import RunConfig, config_from_dict, config_to_dict, load_config  # noqa: E402
 from fedhft_secure.fl.baselines import plain_sum_note  # noqa: E402
 from fedhft_secure.privacy.svg import line_chart  # noqa: E402
 from fedhft_secure.runtime.checkpoint import finished_run  # noqa: E402
@@ -54,15 +57,17 @@ DATASETS = ("rotten_tomatoes", "tweets")
 DEFAULT_ALPHA, DEFAULT_LEVELS = 10.0, (1.0, 0.5)
 #: data heterogeneity at the default levels, resource heterogeneity at the default alpha
 #: (the default setting first, then the strongest heterogeneity: the grid is built over several invocations)
-SETTINGS = [(DEFAULT_ALPHA, DEFAULT_LEVELS), (0.1, DEFAULT_LEVELS), (DEFAULT_ALPHA, (1.0, 0.5, 0.25)),
-            (1.0, DEFAULT_LEVELS), (DEFAULT_ALPHA, (1.0,))]
+SETTINGS: dict[str, tuple[float, tuple[float, ...]]] = {
+    "default": (DEFAULT_ALPHA, DEFAULT_LEVELS), "alpha0.1": (0.1, DEFAULT_LEVELS),
+    "levels3": (DEFAULT_ALPHA, (1.0, 0.5, 0.25)), "alpha1": (1.0, DEFAULT_LEVELS), "levels1": (DEFAULT_ALPHA, (1.0,))}
 #: the quick grid: the tiny random BERT (learns nothing; it checks the machinery) and one setting
 QUICK = {"model.name": '"tiny-random"', "data.train_size": "240", "data.test_size": "80", "fed.num_clients": "4",
          "fed.rounds": "1", "lora.r": "4", "train.local_epochs": "1"}
 
 
 def overrides(method: str, dataset: str, alpha: float, levels: tuple[float, ...], seed: int,
-              quick: bool) -> dict[str, str]:
+              quick: bool, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """``extra``: settings beyond the grid's (``--set``), applied last to every run."""
     o = dict(QUICK) if quick else {}
     o.update(METHODS[method])
     backend = "plaintext" if method in ("local", "central") else "masking"
@@ -70,17 +75,45 @@ def overrides(method: str, dataset: str, alpha: float, levels: tuple[float, ...]
               "fed.levels": "[" + ", ".join(map(str, levels)) + "]",
               "fed.level_ratios": "[" + ", ".join(str(1 / len(levels)) for _ in levels) + "]",
               "secure.backend": f'"{backend}"'})
-    return o
+    if clash := sorted(set(extra or {}) & (set(o) - set(QUICK))):
+        raise SystemExit(f"--set: {', '.join(clash)} is the grid's to set (--methods, --datasets, --settings, --seeds)")
+    return {**o, **(extra or {})}
+
+
+def run_key(method: str, dataset: str, alpha: float, levels: tuple[float, ...], seed: int, quick: bool,
+            extra: dict[str, str] | None = None) -> str:
+    """The run's folder name; ``--set`` settings are part of it, so such runs never mix with the grid's."""
+    tail = "".join(f"-{k}={v.strip(chr(34))}" for k, v in sorted((extra or {}).items()))
+    return f"{'quick-' if quick else ''}{method}-{dataset}-a{alpha:g}-l{'_'.join(map(str, levels))}-s{seed}{tail}"
+
+
+def stale_keys(stored: dict[str, Any], want: RunConfig) -> list[str]:
+    """The settings in which a stored run differs from the one this command would start (empty: reuse it).
+
+    The grid is built over sessions: a default changed in between would otherwise mix two configurations in one
+    table. Keys added since the run was stored take their defaults; the ckks settings are not read by a run that
+    does not use ckks."""
+    def flat(d: dict[str, Any], pre: str = "") -> dict[str, Any]:
+        return {k2: v2 for k, v in d.items()
+                for k2, v2 in (flat(v, f"{pre}{k}.").items() if isinstance(v, dict) else [(pre + k, v)])}
+    have, need = flat(config_to_dict(config_from_dict(stored))), flat(config_to_dict(want))
+    ckks = want.secure.backend == "ckks" or have.get("secure.backend") == "ckks"
+    return sorted(k for k in have.keys() | need.keys()
+                  if have.get(k) != need.get(k) and (ckks or not k.startswith("secure.ckks_")))
 
 
 def one_run(runs: Path, method: str, dataset: str, alpha: float, levels: tuple[float, ...], seed: int,
-            quick: bool, start: bool = True) -> dict[str, Any] | None:
-    """The figures of one run: reused when its folder holds a finished run, else run (None if not ``start``)."""
-    o = overrides(method, dataset, alpha, levels, seed, quick)
-    key = f"{'quick-' if quick else ''}{method}-{dataset}-a{alpha:g}-l{'_'.join(map(str, levels))}-s{seed}"
-    out = runs / key
+            quick: bool, start: bool = True, extra: dict[str, str] | None = None) -> dict[str, Any] | None:
+    """The figures of one run: reused when its folder holds a finished run of the same configuration, else run
+    (None if not ``start``)."""
+    o = overrides(method, dataset, alpha, levels, seed, quick, extra)
+    cfg = load_config(None, [f"{k}={v}" for k, v in o.items()])
+    out = runs / run_key(method, dataset, alpha, levels, seed, quick, extra)
     # an interrupted run is started again, not resumed: fedsa-lora's and local's client state is not checkpointed
     res = finished_run(out)
+    if res is not None and (stale := stale_keys(res["config"], cfg)):
+        raise SystemExit(f"{out}: a finished run of another configuration ({', '.join(stale)} differ); "
+                         "move it away to run this one again")
     if res is None:
         if not start:
             return None
@@ -88,14 +121,15 @@ def one_run(runs: Path, method: str, dataset: str, alpha: float, levels: tuple[f
             import shutil
 
             shutil.rmtree(out)  # an unfinished run: start it again
-        res = run(load_config(None, [f"{k}={v}" for k, v in o.items()]), out, progress=False)
+        res = run(cfg, out, progress=False)
     rounds = res["rounds"]
     own = [c["val_majority_accuracy"] for c in rounds[-1]["clients"] if c.get("val_accuracy") is not None]
     ups = [c["bytes_up"] for r in rounds for c in r["clients"]]
-    cfg = res["config"]
+    stored = res["config"]
     return {"method": method, "dataset": dataset, "alpha": alpha, "levels": list(levels), "seed": seed,
-            "secure_backend": cfg["secure"]["backend"] if method not in ("local", "central") else "none",
-            "plain_sum": plain_sum_note(cfg["method"]),
+            **({"set": dict(extra)} if extra else {}),
+            "secure_backend": stored["secure"]["backend"] if method not in ("local", "central") else "none",
+            "plain_sum": plain_sum_note(stored["method"]),
             "personalized_accuracy": res["final"]["personalized_accuracy"],
             "global_accuracy": res["final"]["test_accuracy"],
             "majority_accuracy": res["final"]["majority_accuracy"],
@@ -274,6 +308,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--settings", default=",".join(SETTINGS),
+                    help=f"which settings of the grid (alpha, levels): {', '.join(SETTINGS)}")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a config setting for every run beyond the grid's (e.g. train.local_epochs=4); it is part "
+                    "of the run folders' names and the figures' file names, so such runs never mix with the grid's")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where compare.{md,html} go")
     ap.add_argument("--finished-only", action="store_true",
                     help="start no run: report the finished runs of the grid (it is built over several invocations)")
@@ -287,13 +326,19 @@ def main(argv: list[str] | None = None) -> int:
     command = "python experiments/compare.py " + " ".join(shlex.quote(x) for x in (argv if argv is not None
                                                                                   else sys.argv[1:]))
     seeds = [0] if a.quick else [int(s) for s in a.seeds.split(",")]
-    settings = [(DEFAULT_ALPHA, DEFAULT_LEVELS)] if a.quick else SETTINGS
+    unknown = [n for n in a.settings.split(",") if n not in SETTINGS]
+    if unknown:
+        raise SystemExit(f"--settings: unknown {', '.join(unknown)}; allowed: {', '.join(SETTINGS)}")
+    settings = [(DEFAULT_ALPHA, DEFAULT_LEVELS)] if a.quick else [SETTINGS[n] for n in a.settings.split(",")]
+    extra = dict(x.split("=", 1) for x in a.set if "=" in x)
+    if len(extra) != len(a.set):
+        raise SystemExit(f"--set: each must look like KEY=VALUE, got {a.set}")
     t0 = time.perf_counter()
     runs, planned = [], 0
     # every seed gives a whole comparison before the next seed starts
     for seed, (alpha, levels), ds, method in itertools.product(seeds, settings, a.datasets.split(","),
                                                               a.methods.split(",")):
-        r = one_run(a.runs, method, ds, alpha, levels, seed, a.quick, start=not a.finished_only)
+        r = one_run(a.runs, method, ds, alpha, levels, seed, a.quick, start=not a.finished_only, extra=extra)
         planned += 1
         if r is None:
             continue
@@ -318,12 +363,13 @@ def main(argv: list[str] | None = None) -> int:
     if a.readme:
         write_section(a.readme, md)
     print("\n" + md)
-    stem = "compare_quick" if a.quick else "compare"
+    stem = ("compare_quick" if a.quick else "compare") + "".join(f"_{k}={v.strip(chr(34))}"
+                                                                   for k, v in sorted(extra.items()))
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"{stem}.md").write_text(md)
     (a.out / f"{stem}.html").write_text(plot(summary))
-    out = {"command": command, "seconds": time.perf_counter() - t0, "runs_planned": planned, "runs": runs,
-           "summary": summary, "memory": memory, "efficiency": eff}
+    out = {"command": command, "set": extra, "seconds": time.perf_counter() - t0, "runs_planned": planned,
+           "runs": runs, "summary": summary, "memory": memory, "efficiency": eff}
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(out, indent=2))

@@ -4,6 +4,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
 import compare  # noqa: E402
@@ -28,9 +30,16 @@ def test_compare_quick_writes_the_contract(tmp_path):
     again = compare.one_run(tmp_path / "runs", "fedavg-lora", "rotten_tomatoes", compare.DEFAULT_ALPHA,
                             compare.DEFAULT_LEVELS, 0, True)
     assert again == by["fedavg-lora"]
-    # an interrupted run (fewer rounds than configured) is not taken as finished
     done = tmp_path / "runs" / Path(by["fedavg-lora"]["run_dir"]).name / "results.json"
     res = json.loads(done.read_text())
+    # a finished run of another configuration (a default changed between sessions) is not reused silently
+    res["config"]["lora"]["alpha"] += 1
+    done.write_text(json.dumps(res))
+    with pytest.raises(SystemExit, match="lora.alpha differ"):
+        compare.one_run(tmp_path / "runs", "fedavg-lora", "rotten_tomatoes", compare.DEFAULT_ALPHA,
+                        compare.DEFAULT_LEVELS, 0, True)
+    res["config"]["lora"]["alpha"] -= 1
+    # an interrupted run (fewer rounds than configured) is not taken as finished
     res["final"]["rounds_completed"] = 0
     done.write_text(json.dumps(res))
     assert compare.one_run(tmp_path / "runs", "fedavg-lora", "rotten_tomatoes", compare.DEFAULT_ALPHA,
@@ -46,3 +55,16 @@ def test_compare_quick_writes_the_contract(tmp_path):
     text = readme.read_text()
     assert "old" not in text and text.endswith(f"{compare.README_END}\ntail\n")
     assert "Runs finished: 2 of the 3" in text and "| fedhft |" not in text.split(compare.README_BEGIN)[0]
+
+
+def test_set_runs_are_kept_apart_from_the_grid():
+    """--set KEY=VALUE changes every run; it is in the folder name and may not override what the grid varies."""
+    extra = {"train.local_epochs": "4"}
+    key = compare.run_key("flexlora", "tweets", 10.0, (1.0, 0.5), 0, False, extra)
+    assert key == "flexlora-tweets-a10-l1.0_0.5-s0-train.local_epochs=4"
+    assert compare.run_key("flexlora", "tweets", 10.0, (1.0, 0.5), 0, False) == "flexlora-tweets-a10-l1.0_0.5-s0"
+    assert compare.overrides("flexlora", "tweets", 10.0, (1.0, 0.5), 0, False, extra)["train.local_epochs"] == "4"
+    with pytest.raises(SystemExit, match="data.dirichlet_alpha is the grid's"):
+        compare.overrides("flexlora", "tweets", 10.0, (1.0, 0.5), 0, False, {"data.dirichlet_alpha": "1"})
+    with pytest.raises(SystemExit, match="--settings: unknown alpha5; allowed: default, alpha0.1"):
+        compare.main(["--settings", "alpha5", "--finished-only"])
