@@ -35,7 +35,7 @@ def start_baseline(client: "Client", msg: RoundStart, round: int) -> tuple[bytes
     cfg, d, method = client.cfg, client.data, client.cfg.method
     own = client.own
     if method in SUM_METHODS or client.member is None:
-        heads, adapters = client._cluster_state(msg)  # sent in clear, or (ckks) this member's own copy
+        heads, adapters = client.cluster_state(msg)  # sent in clear, or (ckks) this member's own copy
     else:  # local, central under ckks: nothing is aggregated, the start is the initial head
         heads, adapters = client.member.state.heads, []
     glob = adapters[0] if adapters else {}

@@ -134,7 +134,7 @@ class Client:
                                    sender=SERVER)
         if cfg.method != "fedhft":
             return start_baseline(self, msg, round)
-        heads, adapters = self._cluster_state(msg)
+        heads, adapters = self.cluster_state(msg)
         start_head = mix_heads(heads, msg.probs)
         deltas: dict[str, LayerFactors] = {}
         if adapters:
@@ -198,7 +198,7 @@ class Client:
             return self._explicit_upload(), report
         return encode(Ready(round=round, sender=d.id), cfg.secure.max_message_bytes), report
 
-    def _cluster_state(self, msg: RoundStart) -> tuple[list[dict[str, torch.Tensor]], list[dict[str, LayerFactors]]]:
+    def cluster_state(self, msg: RoundStart) -> tuple[list[dict[str, torch.Tensor]], list[dict[str, LayerFactors]]]:
         """The cluster heads and adapters this round starts from: sent in clear, or the member's own."""
         k = self.cfg.fed.clusters
         if self.member is not None:
