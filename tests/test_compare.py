@@ -9,6 +9,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
 
 import compare  # noqa: E402
+import global_margin  # noqa: E402
 
 
 def test_compare_quick_writes_the_contract(tmp_path):
@@ -30,6 +31,17 @@ def test_compare_quick_writes_the_contract(tmp_path):
     again = compare.one_run(tmp_path / "runs", "fedavg-lora", "rotten_tomatoes", compare.DEFAULT_ALPHA,
                             compare.DEFAULT_LEVELS, 0, True)
     assert again == by["fedavg-lora"]
+    # the global-model diagnostic rebuilds each global model as the run scored it
+    gm = tmp_path / "gm.json"
+    assert global_margin.main([r["run_dir"] for r in data["runs"]] + ["--json", str(gm)]) == 0
+    diag = {d["run"]: d for d in json.loads(gm.read_text())["runs"]}
+    for r in data["runs"]:
+        d = diag[Path(r["run_dir"]).name]
+        if r["method"] == "local":
+            assert "skipped" in d
+            continue
+        assert d["accuracy"] == d["recorded_accuracy"] == r["global_accuracy"]
+        assert 0.5 <= d["top_label_share"] <= 1 and 0 <= d["auc"] <= 1 and d["class_gap"] is not None
     done = tmp_path / "runs" / Path(by["fedavg-lora"]["run_dir"]).name / "results.json"
     res = json.loads(done.read_text())
     # a finished run of another configuration (a default changed between sessions) is not reused silently

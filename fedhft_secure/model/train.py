@@ -10,7 +10,7 @@ from sklearn.metrics import f1_score
 
 from .base import Encoded
 
-__all__ = ["train_local", "predict", "Scores", "score", "fisher_row_scores"]
+__all__ = ["train_local", "predict", "logits", "Scores", "score", "fisher_row_scores"]
 
 
 def _batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -75,16 +75,25 @@ def train_local(model: torch.nn.Module, data: Encoded, *, epochs: int, batch_siz
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, data: Encoded, batch_size: int) -> np.ndarray:
+    return logits(model, data, batch_size).argmax(-1)
+
+
+@torch.no_grad()
+def logits(model: torch.nn.Module, data: Encoded, batch_size: int) -> np.ndarray:
     model.eval()
-    # Sorting by length keeps padding small; predictions are put back in order.
+    # Sorting by length keeps padding small; rows are put back in order.
     order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))
-    preds = np.empty(len(data), dtype=np.int64)
+    out: np.ndarray | None = None
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
         batch = data.batch(idx)
         batch.pop("labels")
-        preds[idx] = model(**batch).logits.argmax(-1).numpy()
-    return preds
+        z = model(**batch).logits.float().numpy()
+        if out is None:
+            out = np.empty((len(data), z.shape[1]), dtype=np.float32)
+        out[idx] = z
+    assert out is not None, "no examples"
+    return out
 
 
 class Scores(dict):

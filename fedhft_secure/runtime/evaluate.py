@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -14,7 +15,10 @@ from ..model.lora import LayerFactors
 from ..model.merge import lowrank_merge, merge_into_base, mix_heads
 from ..model.train import Scores, predict, score
 
-__all__ = ["evaluate_adapter", "global_weights", "global_adapter", "same_adapter"]
+if TYPE_CHECKING:
+    from ..fl.server import ServerState
+
+__all__ = ["evaluate_adapter", "global_weights", "global_adapter", "global_model", "same_adapter"]
 
 
 def evaluate_adapter(base: PreTrainedModel, adapter: Mapping[str, LayerFactors],
@@ -39,6 +43,14 @@ def global_adapter(adapters: Sequence[Mapping[str, LayerFactors]], heads: Sequen
     if all(same_adapter(a, adapters[0]) for a in adapters[1:]):
         return dict(adapters[0]), mix_heads(heads, w)  # warm-up: every cluster holds the same adapter
     return lowrank_merge(adapters, w, r), mix_heads(heads, w)
+
+
+def global_model(state: "ServerState", clusters: int, r: int
+                 ) -> tuple[dict[str, LayerFactors], dict[str, torch.Tensor]]:
+    """The model scored on the global test split: the one cluster's, or the clusters' mixture."""
+    if clusters > 1:
+        return global_adapter(state.adapters, state.heads, state.probs, r)
+    return dict(state.adapters[0]) if state.adapters else {}, state.heads[0]
 
 
 def same_adapter(a: Mapping[str, LayerFactors], b: Mapping[str, LayerFactors]) -> bool:

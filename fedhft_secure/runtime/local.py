@@ -23,7 +23,7 @@ from ..privacy.events import event_from_dict, event_to_dict
 from ..fl.explicit import ExplicitServer
 from ..fl.server import PassPlanServer, ServerState, make_server
 from .checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint, write_json
-from .evaluate import evaluate_adapter, global_adapter, same_adapter
+from .evaluate import evaluate_adapter, global_model, same_adapter
 from .export import save_adapter
 from .report import write_reports
 from .world import World, build_world
@@ -130,7 +130,7 @@ def _evaluate(world: World, state: ServerState, *, last: bool) -> dict[str, Any]
         return _evaluate_own(world, last=last, **kw)
     models = [(state.adapters[j] if state.adapters else {}, state.heads[j]) for j in range(cfg.fed.clusters)]
     if cfg.fed.clusters > 1:
-        models.append(global_adapter(state.adapters, state.heads, state.probs, cfg.lora.r))
+        models.append(global_model(state, cfg.fed.clusters, cfg.lora.r))
     scores: list[Any] = []
     for adapter, head in models:
         # Identical models (every cluster, during warm-up) are scored once.
