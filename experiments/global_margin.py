@@ -67,7 +67,10 @@ def diagnose(run_dir: Path, worlds: dict[str, Any]) -> dict[str, Any]:
         "recorded_accuracy": res["final"]["test_accuracy"],
         "top_label_share": float(np.bincount(pred, minlength=z.shape[1]).max() / len(pred)),
         "recentred_accuracy": float(((z - z.mean(0)).argmax(-1) == y).mean()),
-        "auc": None, "common_shift": None, "class_gap": None}
+        "auc": None, "common_shift": None, "class_gap": None,
+        # what each client trains on (the weights: fedhft counts clients, the other methods examples)
+        "client_train_label_counts": [np.bincount(c.data.train.labels.numpy(), minlength=z.shape[1]).tolist()
+                                      for c in world.clients]}
     if z.shape[1] == 2:
         d = z[:, 1] - z[:, 0]
         z0 = _logits(world, {}, head)  # the base body under the same head
@@ -97,6 +100,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {r['run']} | {r['accuracy']:.3f} ({r['recorded_accuracy']:.3f}) | {r['top_label_share']:.3f} | "
               f"{r['recentred_accuracy']:.3f} | {_f(r['auc'])} | {_f(r['common_shift'], '+.2f')} | "
               f"{_f(r['class_gap'], '+.2f')} |")
+    seen = set()
+    for r in rows:
+        counts = r.get("client_train_label_counts")
+        if counts and str(counts) not in seen:
+            seen.add(str(counts))
+            print(f"\n{r['run']}: training examples per label, client by client: "
+                  + " ".join(f"{i}:{c}" for i, c in enumerate(counts)))
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({"command": "python experiments/global_margin.py " + " ".join(
