@@ -257,7 +257,9 @@ def markdown(summary: list[dict[str, Any]], eff: dict[str, Any], memory: list[di
                      f"{s['server_seconds_per_round']:.3f} | {s['seeds']} |")
     lines += ["", "| client kind | level | peak RSS MiB | training growth MiB |", "|---|---|---|---|"]
     lines += [f"| {m['kind']} | {m['level']} | {m['peak_mib']:.0f} | {m['train_mib']:.0f} |" for m in memory]
-    lines += ["", f"upload full-model FedAvg / FedHFT = {eff['upload_full_over_fedhft']:.1f}; "
+    up = eff["upload_full_over_fedhft"]
+    lines += ["", f"upload full-model FedAvg / FedHFT = "
+              f"{'n/a (no FedHFT run on the default setting of ' + DATASETS[0] + ')' if up is None else f'{up:.1f}'}; "
               f"training memory full fine-tuning / FedHFT (lowest level) = {eff['memory_full_over_fedhft']:.2f}"]
     return "\n".join(lines) + "\n"
 
@@ -293,6 +295,17 @@ def write_section(path: Path, md: str) -> None:
         raise SystemExit(f"{path}: needs the lines {README_BEGIN} and {README_END} around the generated section")
     head, rest = text.split(README_BEGIN, 1)
     path.write_text(head + README_BEGIN + "\n" + md + rest[rest.index(README_END):])
+
+
+def _no_nan(x: Any) -> Any:
+    """NaN (a mean over no figures) as null: NaN is not JSON, and strict readers refuse the file."""
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _no_nan(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_no_nan(v) for v in x]
+    return x
 
 
 def _fmt(x: float | None) -> str:
@@ -348,11 +361,11 @@ def main(argv: list[str] | None = None) -> int:
               f"up {r['bytes_up_per_round']:,.0f} B", flush=True)
     memory = memory_table((1.0, 0.5, 0.25), a.quick)
     # the full model's upload is counted on the default configuration, so FedHFT's is its default-setting run's
-    fedhft_up = statistics.mean([r["bytes_up_per_round"] for r in runs if r["method"] == "fedhft"
-                                 and r["dataset"] == DATASETS[0] and r["alpha"] == DEFAULT_ALPHA
-                                 and tuple(r["levels"]) == DEFAULT_LEVELS] or [float("nan")])
+    ups = [r["bytes_up_per_round"] for r in runs if r["method"] == "fedhft" and r["dataset"] == DATASETS[0]
+           and r["alpha"] == DEFAULT_ALPHA and tuple(r["levels"]) == DEFAULT_LEVELS]
     lowest = min(memory[1:], key=lambda m: m["level"])
-    eff = {"upload_full_over_fedhft": full_model_upload(a.quick) / fedhft_up,
+    # None: this invocation holds no such FedHFT run (e.g. --datasets tweets)
+    eff = {"upload_full_over_fedhft": full_model_upload(a.quick) / statistics.mean(ups) if ups else None,
            "memory_full_over_fedhft": memory[0]["train_mib"] / max(lowest["train_mib"], 1e-9),
            "memory_full_over_fedhft_peak": memory[0]["peak_mib"] / lowest["peak_mib"]}
     summary = summarize(runs)
@@ -372,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
            "runs": runs, "summary": summary, "memory": memory, "efficiency": eff}
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(out, indent=2))
+        a.json.write_text(json.dumps(_no_nan(out), indent=2, allow_nan=False))
     return 0
 
 
