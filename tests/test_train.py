@@ -1,13 +1,13 @@
-"""Local training: pre-fisher row masks really freeze the other rows."""
+"""Local training: pre-fisher row masks really freeze the other rows; predictions are the logits' argmax."""
 
 import copy
 
 import torch
 
-from fedhft_secure.model.base import encode_texts, load_base_model, load_tokenizer
+from fedhft_secure.model.base import Encoded, encode_texts, load_base_model, load_tokenizer
 from fedhft_secure.model.lora import inject_lora, lora_modules
 from fedhft_secure.model.masks import top_fraction
-from fedhft_secure.model.train import fisher_row_scores, train_local
+from fedhft_secure.model.train import fisher_row_scores, logits, predict, train_local
 
 
 def test_only_kept_rows_of_b_train():
@@ -29,3 +29,18 @@ def test_only_kept_rows_of_b_train():
         B = mod.lora_B["default"].weight.detach()
         assert float(B[~masks[n]].abs().sum()) == 0.0  # frozen rows never moved from 0
         assert float(B[masks[n]].abs().sum()) > 0.0  # kept rows trained
+
+
+def test_predict_is_the_argmax_of_logits_in_input_order_and_empty_splits_have_none():
+    tok = load_tokenizer("tiny-random")
+    texts = tuple("word " * (1 + i % 7) for i in range(20))  # lengths differ: rows are scored out of order
+    data = encode_texts(tok, texts, [i % 2 for i in range(20)], 32)
+    torch.manual_seed(0)
+    model = load_base_model("tiny-random", "", 2, 0)
+    z = logits(model, data, batch_size=6)
+    one = [model(**{k: v for k, v in data.batch([i]).items() if k != "labels"}).logits[0].detach().numpy()
+           for i in range(len(data))]
+    assert z.shape == (20, 2) and max(float(abs(z[i] - one[i]).max()) for i in range(20)) < 1e-5
+    assert (predict(model, data, batch_size=6) == z.argmax(-1)).all()
+    empty = Encoded(ids=(), labels=torch.empty(0, dtype=torch.long), pad_id=0)
+    assert predict(model, empty, batch_size=6).shape == (0,)

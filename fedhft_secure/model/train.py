@@ -75,7 +75,8 @@ def train_local(model: torch.nn.Module, data: Encoded, *, epochs: int, batch_siz
 
 @torch.no_grad()
 def predict(model: torch.nn.Module, data: Encoded, batch_size: int) -> np.ndarray:
-    return logits(model, data, batch_size).argmax(-1)
+    z = logits(model, data, batch_size)
+    return z.argmax(-1) if len(z) else np.empty(0, dtype=np.int64)
 
 
 @torch.no_grad()
@@ -83,16 +84,15 @@ def logits(model: torch.nn.Module, data: Encoded, batch_size: int) -> np.ndarray
     model.eval()
     # Sorting by length keeps padding small; rows are put back in order.
     order = sorted(range(len(data)), key=lambda i: len(data.ids[i]))
-    out: np.ndarray | None = None
+    out = np.empty((0, 0), dtype=np.float32)  # no examples (a client's empty held-out split)
     for s in range(0, len(order), batch_size):
         idx = order[s:s + batch_size]
         batch = data.batch(idx)
         batch.pop("labels")
         z = model(**batch).logits.float().numpy()
-        if out is None:
+        if not out.size:
             out = np.empty((len(data), z.shape[1]), dtype=np.float32)
         out[idx] = z
-    assert out is not None, "no examples"
     return out
 
 
