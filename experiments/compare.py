@@ -75,7 +75,8 @@ def overrides(method: str, dataset: str, alpha: float, levels: tuple[float, ...]
               "fed.levels": "[" + ", ".join(map(str, levels)) + "]",
               "fed.level_ratios": "[" + ", ".join(str(1 / len(levels)) for _ in levels) + "]",
               "secure.backend": f'"{backend}"'})
-    if clash := sorted(set(extra or {}) & (set(o) - set(QUICK))):
+    grid_keys = ({k for m in METHODS.values() for k in m} | set(o)) - set(QUICK)
+    if clash := sorted(set(extra or {}) & grid_keys):
         raise SystemExit(f"--set: {', '.join(clash)} is the grid's to set (--methods, --datasets, --settings, --seeds)")
     return {**o, **(extra or {})}
 
@@ -325,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"which settings of the grid (alpha, levels): {', '.join(SETTINGS)}")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a config setting for every run beyond the grid's (e.g. train.local_epochs=4); it is part "
-                    "of the run folders' names and the figures' file names, so such runs never mix with the grid's")
+                    "of the run folders' names and the figures' file names, so such runs never mix with the grid's "
+                    "(the efficiency figures are measured on the default configuration all the same)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where compare.{md,html} go")
     ap.add_argument("--finished-only", action="store_true",
                     help="start no run: report the finished runs of the grid (it is built over several invocations)")
@@ -343,9 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"--settings: unknown {', '.join(unknown)}; allowed: {', '.join(SETTINGS)}")
     settings = [(DEFAULT_ALPHA, DEFAULT_LEVELS)] if a.quick else [SETTINGS[n] for n in a.settings.split(",")]
-    extra = dict(x.split("=", 1) for x in a.set if "=" in x)
+    if bad := [x for x in a.set if "=" not in x]:
+        raise SystemExit(f"--set: each must look like KEY=VALUE, got {bad}")
+    extra = {k.strip(): v for k, v in (x.split("=", 1) for x in a.set)}
     if len(extra) != len(a.set):
-        raise SystemExit(f"--set: each must look like KEY=VALUE, got {a.set}")
+        raise SystemExit(f"--set: a key given twice in {a.set}")
     t0 = time.perf_counter()
     runs, planned = [], 0
     # every seed gives a whole comparison before the next seed starts

@@ -1,13 +1,14 @@
 """Why a global model answers one label: its head or its body, and how far its inputs are pushed.
 
 For each finished run folder (compare.py's, or `fedhft-secure run --out`), the global model is rebuilt
-from the server checkpoint exactly as the run scored it, and on the global test split this prints:
-its accuracy (checked against results.json), the share of inputs given the most predicted label, the
-accuracy after subtracting the mean logit vector over the test inputs (label-free: recentring), and for
-two labels the body's part: Δd = margin (logit 1 - logit 0) with this model's body minus the margin with
-the base body, both under this model's head; its mean over all inputs is the common shift, the mean for
-label 1 minus the mean for label 0 the class gap. A common shift larger than the class gap pushes every
-input to one side even when the ranking is still good (AUC of the margin).
+from the server checkpoint exactly as the run scored it, and on the global test split this prints: its
+accuracy (it must equal the one results.json recorded, else the script stops), the share of inputs given
+the most predicted label, the accuracy after subtracting the mean logit vector over the test inputs
+(label-free: recentring), and for two labels the body's part: Δd = margin (logit 1 - logit 0) with this
+model's body minus the margin with the base body, both under this model's head; its mean over all inputs
+is the common shift, the mean for label 1 minus the mean for label 0 the class gap. A common shift larger
+than the class gap pushes every input to one side even when the ranking is still good (AUC of the margin).
+A body that learned little (both small) is another way to answer one label.
 
 Methods without a global model in the checkpoint (fedsa-lora, local, central) and ckks runs (the
 server holds ciphertexts only) are listed as skipped.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -54,7 +56,7 @@ def diagnose(run_dir: Path, worlds: dict[str, Any]) -> dict[str, Any]:
         return {"run": run_dir.name, "method": cfg.method, "skipped": "no global model (each client's own)"}
     if cfg.secure.backend == "ckks":
         return {"run": run_dir.name, "method": cfg.method, "skipped": "ckks: the checkpoint holds ciphertexts"}
-    key = json.dumps([res["config"]["data"], res["config"]["model"], cfg.seed])  # what fixes the test split
+    key = json.dumps([res["config"][k] for k in ("data", "model", "fed", "seed")])  # the split and the clients
     if key not in worlds:
         worlds[key] = build_world(cfg)
     world = worlds[key]
@@ -62,6 +64,9 @@ def diagnose(run_dir: Path, worlds: dict[str, Any]) -> dict[str, Any]:
     adapter, head = global_model(state, cfg.fed.clusters, cfg.lora.r)
     z, y = _logits(world, adapter, head), world.test.labels.numpy()
     pred = z.argmax(-1)
+    if float((pred == y).mean()) != res["final"]["test_accuracy"]:
+        raise SystemExit(f"{run_dir}: the rebuilt global model scores {float((pred == y).mean())}, the run "
+                         f"recorded {res['final']['test_accuracy']}: not the model the run scored")
     out: dict[str, Any] = {
         "run": run_dir.name, "method": cfg.method, "accuracy": float((pred == y).mean()),
         "recorded_accuracy": res["final"]["test_accuracy"],
@@ -71,7 +76,7 @@ def diagnose(run_dir: Path, worlds: dict[str, Any]) -> dict[str, Any]:
         # what each client trains on (the weights: fedhft counts clients, the other methods examples)
         "client_train_label_counts": [np.bincount(c.data.train.labels.numpy(), minlength=z.shape[1]).tolist()
                                       for c in world.clients]}
-    if z.shape[1] == 2:
+    if z.shape[1] == 2 and len(set(y.tolist())) == 2:
         d = z[:, 1] - z[:, 0]
         z0 = _logits(world, {}, head)  # the base body under the same head
         dd = d - (z0[:, 1] - z0[:, 0])
@@ -110,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps({"command": "python experiments/global_margin.py " + " ".join(
-            map(str, argv if argv is not None else sys.argv[1:])), "runs": rows}, indent=2))
+            shlex.quote(str(x)) for x in (argv if argv is not None else sys.argv[1:])), "runs": rows},
+            indent=2, allow_nan=False))
     return 0
 
 

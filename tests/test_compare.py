@@ -44,6 +44,11 @@ def test_compare_quick_writes_the_contract(tmp_path):
         assert 0.5 <= d["top_label_share"] <= 1 and 0 <= d["auc"] <= 1 and d["class_gap"] is not None
     done = tmp_path / "runs" / Path(by["fedavg-lora"]["run_dir"]).name / "results.json"
     res = json.loads(done.read_text())
+    # ... and stops when it is not the model the run scored
+    wrong = {**res["final"], "test_accuracy": res["final"]["test_accuracy"] + .01}
+    done.write_text(json.dumps({**res, "final": wrong}))
+    with pytest.raises(SystemExit, match="not the model the run scored"):
+        global_margin.main([by["fedavg-lora"]["run_dir"]])
     # a finished run of another configuration (a default changed between sessions) is not reused silently
     res["config"]["lora"]["alpha"] += 1
     done.write_text(json.dumps(res))
@@ -78,5 +83,9 @@ def test_set_runs_are_kept_apart_from_the_grid():
     assert compare.overrides("flexlora", "tweets", 10.0, (1.0, 0.5), 0, False, extra)["train.local_epochs"] == "4"
     with pytest.raises(SystemExit, match="data.dirichlet_alpha is the grid's"):
         compare.overrides("flexlora", "tweets", 10.0, (1.0, 0.5), 0, False, {"data.dirichlet_alpha": "1"})
+    with pytest.raises(SystemExit, match="method is the grid's"):  # fedhft's folder would hold another method
+        compare.overrides("fedhft", "tweets", 10.0, (1.0, 0.5), 0, False, {"method": '"fedavg-lora"'})
+    with pytest.raises(SystemExit, match="a key given twice"):
+        compare.main(["--set", "train.lr=0.1", "--set", "train.lr=0.2", "--finished-only"])
     with pytest.raises(SystemExit, match="--settings: unknown alpha5; allowed: default, alpha0.1"):
         compare.main(["--settings", "alpha5", "--finished-only"])

@@ -37,10 +37,13 @@ def test_predict_is_the_argmax_of_logits_in_input_order_and_empty_splits_have_no
     data = encode_texts(tok, texts, [i % 2 for i in range(20)], 32)
     torch.manual_seed(0)
     model = load_base_model("tiny-random", "", 2, 0)
+    with torch.no_grad():  # a random model's rows barely differ: a large head makes a mix-up of rows show
+        model.classifier.weight.normal_(0, 300.0)
     z = logits(model, data, batch_size=6)
     one = [model(**{k: v for k, v in data.batch([i]).items() if k != "labels"}).logits[0].detach().numpy()
            for i in range(len(data))]
-    assert z.shape == (20, 2) and max(float(abs(z[i] - one[i]).max()) for i in range(20)) < 1e-5
+    spread = float((z[:, 1] - z[:, 0]).max() - (z[:, 1] - z[:, 0]).min())
+    assert z.shape == (20, 2) and max(float(abs(z[i] - one[i]).max()) for i in range(20)) < 1e-3 * spread
     assert (predict(model, data, batch_size=6) == z.argmax(-1)).all()
     empty = Encoded(ids=(), labels=torch.empty(0, dtype=torch.long), pad_id=0)
     assert predict(model, empty, batch_size=6).shape == (0,)
