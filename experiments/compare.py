@@ -84,8 +84,13 @@ def overrides(method: str, dataset: str, alpha: float, levels: tuple[float, ...]
 def run_key(method: str, dataset: str, alpha: float, levels: tuple[float, ...], seed: int, quick: bool,
             extra: dict[str, str] | None = None) -> str:
     """The run's folder name; ``--set`` settings are part of it, so such runs never mix with the grid's."""
-    tail = "".join(f"-{k}={v.strip(chr(34))}" for k, v in sorted((extra or {}).items()))
+    tail = set_tag(extra, "-")
     return f"{'quick-' if quick else ''}{method}-{dataset}-a{alpha:g}-l{'_'.join(map(str, levels))}-s{seed}{tail}"
+
+
+def set_tag(extra: dict[str, str] | None, sep: str) -> str:
+    """``--set`` settings as a name part: ``<sep>KEY=VALUE`` each, sorted, TOML quotes dropped."""
+    return "".join(f"{sep}{k}={v.strip(chr(34))}" for k, v in sorted((extra or {}).items()))
 
 
 def stale_keys(stored: dict[str, Any], want: RunConfig) -> list[str]:
@@ -380,8 +385,7 @@ def main(argv: list[str] | None = None) -> int:
     if a.readme:
         write_section(a.readme, md)
     print("\n" + md)
-    stem = ("compare_quick" if a.quick else "compare") + "".join(f"_{k}={v.strip(chr(34))}"
-                                                                   for k, v in sorted(extra.items()))
+    stem = ("compare_quick" if a.quick else "compare") + set_tag(extra, "_")
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"{stem}.md").write_text(md)
     (a.out / f"{stem}.html").write_text(plot(summary))
