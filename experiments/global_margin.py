@@ -19,7 +19,6 @@ server holds ciphertexts only) are listed as skipped.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import shlex
 import sys
@@ -33,18 +32,16 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from fedhft_secure.config import config_from_dict  # noqa: E402
-from fedhft_secure.model.merge import merge_into_base  # noqa: E402
 from fedhft_secure.model.train import logits  # noqa: E402
 from fedhft_secure.runtime.checkpoint import finished_run, load_checkpoint  # noqa: E402
+from fedhft_secure.model.merge import merged_model  # noqa: E402
 from fedhft_secure.runtime.evaluate import global_model  # noqa: E402
 from fedhft_secure.runtime.local import OWN_MODELS  # noqa: E402
 from fedhft_secure.runtime.world import build_world  # noqa: E402
 
 
 def _logits(world: Any, adapter: Any, head: Any) -> np.ndarray:
-    model = copy.deepcopy(world.base)
-    merge_into_base(model, adapter, head)
-    return logits(model, world.test, world.cfg.train.eval_batch_size)
+    return logits(merged_model(world.base, adapter, head), world.test, world.cfg.train.eval_batch_size)
 
 
 def diagnose(run_dir: Path, worlds: dict[str, Any]) -> dict[str, Any]:
@@ -64,11 +61,12 @@ def diagnose(run_dir: Path, worlds: dict[str, Any]) -> dict[str, Any]:
     adapter, head = global_model(state, cfg.fed.clusters, cfg.lora.r)
     z, y = _logits(world, adapter, head), world.test.labels.numpy()
     pred = z.argmax(-1)
-    if float((pred == y).mean()) != res["final"]["test_accuracy"]:
-        raise SystemExit(f"{run_dir}: the rebuilt global model scores {float((pred == y).mean())}, the run "
+    acc = float((pred == y).mean())
+    if acc != res["final"]["test_accuracy"]:
+        raise SystemExit(f"{run_dir}: the rebuilt global model scores {acc}, the run "
                          f"recorded {res['final']['test_accuracy']}: not the model the run scored")
     out: dict[str, Any] = {
-        "run": run_dir.name, "method": cfg.method, "accuracy": float((pred == y).mean()),
+        "run": run_dir.name, "method": cfg.method, "accuracy": acc,
         "recorded_accuracy": res["final"]["test_accuracy"],
         "top_label_share": float(np.bincount(pred, minlength=z.shape[1]).max() / len(pred)),
         "recentred_accuracy": float(((z - z.mean(0)).argmax(-1) == y).mean()),

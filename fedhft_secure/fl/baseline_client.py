@@ -8,7 +8,6 @@ frozen base plus a LoRA loaded from the global state or the client's own.
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING
 
 import torch
@@ -16,7 +15,7 @@ import torch
 from ..algorithm.aggregate import ClientFactors
 from ..exceptions import MalformedMessage, WrongRound
 from ..model.lora import head_state, inject_lora, lora_factors, lora_modules
-from ..model.merge import merge_into_base
+from ..model.merge import merged_model
 from ..model.train import predict, score, train_local
 from ..secure.api import Contribution, Expected
 from ..seeds import derive_seed
@@ -45,8 +44,7 @@ def start_baseline(client: "Client", msg: RoundStart, round: int) -> tuple[bytes
         A, B, head = own["A"], own["B"], own["head"]
     if method == "fedsa-lora" and own:
         B = own["B"]  # B never leaves the client
-    model = copy.deepcopy(client.base)
-    merge_into_base(model, {}, head)
+    model = merged_model(client.base, {}, head)
     rank = client_rank(method, d.level, cfg.lora.r)
     torch.manual_seed(derive_seed(cfg.seed, "lora-init"))  # one shared start, as from a global model
     peft = inject_lora(model, r=rank, alpha=cfg.lora.alpha * rank / cfg.lora.r, dropout=cfg.lora.dropout,

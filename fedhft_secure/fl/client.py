@@ -7,7 +7,6 @@ travel (in-process or Flower).
 
 from __future__ import annotations
 
-import copy
 import re
 from dataclasses import dataclass
 
@@ -23,7 +22,7 @@ from ..exceptions import MalformedMessage, ReplayedMessage, ShapeMismatch, Wrong
 from ..model.base import Encoded
 from ..model.lora import LayerFactors, head_state, inject_lora, lora_factors, lora_modules
 from ..model.masks import post_norm_mask, top_fraction
-from ..model.merge import lowrank_merge, merge_into_base, mix_heads
+from ..model.merge import lowrank_merge, merged_model, mix_heads
 from ..model.train import fisher_row_scores, predict, score, train_local
 from ..privacy.dpsgd import train_private
 from ..privacy.events import DpSgdTrained
@@ -142,8 +141,7 @@ class Client:
 
         if self.ledger is not None:
             self.ledger.begin_round(round)
-        model = copy.deepcopy(self.base)
-        merge_into_base(model, deltas, start_head)
+        model = merged_model(self.base, deltas, start_head)
         torch.manual_seed(derive_seed(cfg.seed, round, d.id, "lora-init"))
         peft = inject_lora(model, r=cfg.lora.r, alpha=cfg.lora.alpha, dropout=cfg.lora.dropout,
                            targets=cfg.lora.targets)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 
 import torch
 
 from .lora import HEAD, LayerFactors
 
-__all__ = ["truncated", "lowrank_merge", "merge_into_base", "mix_heads"]
+__all__ = ["truncated", "lowrank_merge", "merge_into_base", "merged_model", "mix_heads"]
 
 
 def truncated(M: torch.Tensor, r: int) -> LayerFactors:
@@ -43,3 +44,11 @@ def merge_into_base(model: torch.nn.Module, deltas: Mapping[str, LayerFactors],
         modules[name].weight += f.delta().to(modules[name].weight.dtype)
     if head is not None:
         getattr(model, HEAD).load_state_dict(dict(head))
+
+
+def merged_model(base: torch.nn.Module, deltas: Mapping[str, LayerFactors],
+                 head: Mapping[str, torch.Tensor]) -> torch.nn.Module:
+    """A copy of ``base`` with ``deltas`` merged into its weights and ``head`` as its classifier."""
+    model = copy.deepcopy(base)
+    merge_into_base(model, deltas, head)
+    return model

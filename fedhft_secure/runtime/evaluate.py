@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -12,7 +11,7 @@ from transformers import PreTrainedModel
 
 from ..model.base import Encoded
 from ..model.lora import LayerFactors
-from ..model.merge import lowrank_merge, merge_into_base, mix_heads
+from ..model.merge import lowrank_merge, merged_model, mix_heads
 from ..model.train import Scores, predict, score
 
 if TYPE_CHECKING:
@@ -24,9 +23,7 @@ __all__ = ["evaluate_adapter", "global_weights", "global_adapter", "global_model
 def evaluate_adapter(base: PreTrainedModel, adapter: Mapping[str, LayerFactors],
                      head: Mapping[str, torch.Tensor], data: Encoded, *, majority_label: int,
                      batch_size: int) -> Scores:
-    model = copy.deepcopy(base)
-    merge_into_base(model, adapter, head)
-    return score(predict(model, data, batch_size), data.labels.numpy(), majority_label)
+    return score(predict(merged_model(base, adapter, head), data, batch_size), data.labels.numpy(), majority_label)
 
 
 def global_weights(probs: np.ndarray) -> list[float]:
