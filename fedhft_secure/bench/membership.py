@@ -33,7 +33,6 @@ capped by the sample size (``epsilon_cap``).
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import tempfile
 from pathlib import Path
@@ -46,7 +45,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from ..config import load_config
 from ..data.partition import dirichlet_partition
 from ..model.base import Encoded, encode_texts
-from ..model.merge import lowrank_merge, merge_into_base, mix_heads
+from ..model.merge import lowrank_merge, merged_model, mix_heads
 from ..privacy.audit import epsilon_cap, epsilon_from_scores
 from ..runtime.checkpoint import load_checkpoint
 from ..runtime.local import run
@@ -93,13 +92,10 @@ def _concat(parts: list[Encoded]) -> Encoded:
 def _server_model(world: World, run_dir: Path) -> torch.nn.Module:
     """The model the server can form: the cluster model it opened, or the public start (``ckks``)."""
     state, _ = load_checkpoint(run_dir)
-    model = copy.deepcopy(world.base)
     if not state.adapters:  # ckks: the server holds only ciphertexts
-        merge_into_base(model, {}, world.initial_head)
-        return model
+        return merged_model(world.base, {}, world.initial_head)
     p = [float(x) for x in state.probs[0]]
-    merge_into_base(model, lowrank_merge(state.adapters, p, world.cfg.lora.r), mix_heads(state.heads, p))
-    return model
+    return merged_model(world.base, lowrank_merge(state.adapters, p, world.cfg.lora.r), mix_heads(state.heads, p))
 
 
 @torch.no_grad()

@@ -11,7 +11,6 @@ accounted epsilon.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import torch
 
 from ..config import RunConfig
 from ..model.base import Encoded
-from ..model.merge import lowrank_merge, merge_into_base, mix_heads
+from ..model.merge import lowrank_merge, merged_model, mix_heads
 from ..privacy.audit import count_guesses, epsilon_lower_bound
 from ..seeds import derive_seed
 from .checkpoint import load_checkpoint, write_json
@@ -78,9 +77,8 @@ def run_audit(cfg: RunConfig, out_dir: Path, *, canaries: int = 200, guesses: in
     world, can, coins = holder["world"], holder["canaries"], holder["coins"]
     state, _ = load_checkpoint(out_dir)
     p0 = [float(x) for x in state.probs[0]]
-    model = copy.deepcopy(world.base)
     adapter = lowrank_merge(state.adapters, p0, cfg.lora.r) if state.adapters else {}
-    merge_into_base(model, adapter, mix_heads(state.heads, p0))
+    model = merged_model(world.base, adapter, mix_heads(state.heads, p0))
     scores = _losses(world.base, can) - _losses(model, can)  # loss drop: members drop more
     r = guesses if guesses is not None else canaries // 2
     r_pos = r // 2
