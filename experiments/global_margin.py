@@ -32,9 +32,9 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score  # noqa: E402
 
 from fedhft_secure.config import config_from_dict  # noqa: E402
+from fedhft_secure.model.merge import merged_model  # noqa: E402
 from fedhft_secure.model.train import logits  # noqa: E402
 from fedhft_secure.runtime.checkpoint import finished_run, load_checkpoint  # noqa: E402
-from fedhft_secure.model.merge import merged_model  # noqa: E402
 from fedhft_secure.runtime.evaluate import global_model  # noqa: E402
 from fedhft_secure.runtime.local import OWN_MODELS  # noqa: E402
 from fedhft_secure.runtime.world import build_world  # noqa: E402
