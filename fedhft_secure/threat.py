@@ -32,3 +32,9 @@ def check_config(cfg: RunConfig, model: dict[str, Any]) -> None:
         raise ConfigError("privacy.distributed_noise", f"threat model {name!r} requires distributed noise", "> 0")
     if req.get("signed_keys") and not cfg.secure.signed_keys:
         raise ConfigError("secure.signed_keys", f"threat model {name!r} requires signed key adverts", "true")
+    servers = req.get("servers")
+    if servers is not None and cfg.fed.server not in servers:
+        raise ConfigError("fed.server", f"{cfg.fed.server!r} is not allowed by threat model {name!r}",
+                          ", ".join(servers))
+    if req.get("dp_sgd") and not cfg.privacy.dp_sgd:
+        raise ConfigError("privacy.dp_sgd", f"threat model {name!r} requires DP-SGD on every client", "true")

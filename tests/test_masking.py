@@ -456,3 +456,32 @@ def test_own_share_rules():
     with pytest.raises(PolicyViolation):
         clients[2].handle(encode(both))
     assert not clients[2].revealed
+
+
+def test_client_refuses_a_threshold_its_threat_model_does_not_allow():
+    """The server picks t; a client that accepted any t would give a curious server its secrets
+    (t = 1: every share is the secret itself). Checked against the client's own share holders."""
+    import dataclasses
+
+    from fedhft_secure.secure.api import SessionInfo
+    from fedhft_secure.secure.masking.messages import KeySetup
+    from fedhft_secure.wire import decode
+
+    info = SessionInfo(round=1, epoch=0, cohort=(0, 1, 2), clusters=1, passes=1, weights=ones(3))
+    setup = decode(MaskingSum().server_session(info).next_messages()[0], KeySetup)
+    assert (setup.degree, setup.threshold) == (2, 2)
+    for threat, bad, good in [("honest-but-curious", (1, 4), 2), ("semi-malicious", (2,), 3)]:
+        backend = MaskingSum(threat=threat)
+        for t in bad:
+            with pytest.raises(MalformedMessage, match=f"threshold {t} of 3"):
+                backend.client_session(0, 1).handle(encode(dataclasses.replace(setup, threshold=t)))
+        backend.client_session(0, 1).handle(encode(dataclasses.replace(setup, threshold=good)))
+
+
+def test_odd_degree_on_an_odd_cohort_counts_the_extra_neighbour():
+    """The circulant graph gives every client k + 1 neighbours when k and n are odd: t is sized for those."""
+    for n, k in [(7, 3), (9, 5), (5, 1)]:
+        for threat, frac in [("honest-but-curious", 1 / 2), ("semi-malicious", 2 / 3)]:
+            p = derive_params(n, threat=threat, degree=k)
+            holders = {len(v) + 1 for v in neighbour_graph(list(range(n)), p.degree, seed=3).values()}
+            assert holders == {p.holders} and p.threshold > frac * p.holders, (n, k, threat, p)

@@ -151,3 +151,15 @@ def test_forged_shape_of_an_empty_frame_is_a_typed_error():
     forged = blob.replace(real, struct.pack("<4I", 2**30, 2**30, 2**30, 0))
     with pytest.raises(MalformedMessage):
         decode(forged, PassReply)
+
+
+def test_a_backend_without_session_messages_refuses_any_as_malformed():
+    """plaintext and ckks clients have no secure-sum messages: anything reaching their session is malformed."""
+    from fedhft_secure.exceptions import MalformedMessage
+    from fedhft_secure.secure.api import BACKENDS
+
+    session = BACKENDS["plaintext"]().client_session(0, 1)
+    with pytest.raises(MalformedMessage, match="kind 16"):
+        session.handle(b"FHS\x01\x00\x10" + bytes(20))
+    with pytest.raises(MalformedMessage):
+        session.handle(b"")

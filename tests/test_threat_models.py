@@ -54,3 +54,22 @@ def test_every_model_backs_its_claims_with_attacks_the_bench_can_run(path):
     named = [k for k, v in model.get("claims", {}).items() if isinstance(v, str)]
     for key in named:
         assert any(item["claim"].startswith(key) for item in attacks), f"{path.name}: claim {key!r} unbacked"
+
+
+def test_models_that_hide_updates_refuse_the_explicit_server_and_dp_sgd_local_requires_dp_sgd():
+    """``fed.server = "explicit"`` sends each client's factors and head in clear, whatever the backend."""
+    explicit = ['fed.server="explicit"']
+    for stem, ok in [("honest-but-curious-server", ["secure.backend=masking"]),
+                     ("semi-malicious-server", ["secure.backend=masking", "secure.threat=semi-malicious",
+                                                "secure.signed_keys=true"]),
+                     ("distributed-dp-server", ["secure.backend=masking", "privacy.distributed_noise=2.0"]),
+                     ("consortium-ckks", ["secure.backend=ckks"])]:
+        model = load_threat_model(ROOT / "threat_models" / f"{stem}.toml")
+        check_config(load_config(None, ok), model)
+        with pytest.raises(ConfigError, match="fed.server") as err:
+            check_config(load_config(None, ok + explicit), model)
+        assert "passplan" in str(err.value)
+    dp = load_threat_model(ROOT / "threat_models" / "dp-sgd-local.toml")
+    with pytest.raises(ConfigError, match="privacy.dp_sgd"):
+        check_config(load_config(None, ["secure.backend=masking"]), dp)
+    check_config(load_config(None, ["secure.backend=masking", "privacy.dp_sgd=true"]), dp)

@@ -28,7 +28,8 @@ from typing import ClassVar
 
 import torch
 
-from ..exceptions import ConfigError
+from ..exceptions import ConfigError, MalformedMessage
+from ..wire import SERVER
 
 __all__ = ["Contribution", "Expected", "SecureSum", "ServerSession", "ClientSession", "SessionInfo",
            "backend_for", "BACKENDS"]
@@ -105,7 +106,9 @@ class ServerSession(ABC):
 
 class ClientSession(ABC):
     def handle(self, blob: bytes) -> bytes:
-        raise NotImplementedError
+        """A backend whose sums need no messages of their own (plaintext, ckks) has none to accept."""
+        kind = blob[5] if len(blob) > 5 else -1
+        raise MalformedMessage(f"message kind {kind} is not part of the {type(self).__name__} session", sender=SERVER)
 
     @abstractmethod
     def payload(self, contribution: Contribution, *, slot: int, weights: Sequence[float],

@@ -63,7 +63,7 @@ class MaskingSum(SecureSum):
     def client_session(self, me: int, round: int, rows: Mapping[str, object] | None = None) -> ClientSession:
         return MaskingClient(me, round=round, identity=self.identities.get(me) if self.identities else None,
                              roster=self.roster, max_bytes=self.max_bytes,
-                             rows=rows if self.reveal_rows else None,
+                             rows=rows if self.reveal_rows else None, threat=self.threat,
                              noise=None if self.distributed_noise is None else
                              DistributedNoise(clip=self.distributed_noise[0], noise=self.distributed_noise[1]))
 

@@ -41,7 +41,7 @@ from ..noise import DistributedNoise
 from .masks import flatten, layout, pair_seed, self_seed, stream, support
 from .messages import (NEXT, ForwardedShares, KeyAdvert, KeyDirectory, KeySetup, SharesHeld, ShareBundle, Stage,
                        SurvivorList, SurvivorSignature, UnmaskReply, UnmaskRequest)
-from .params import neighbour_graph
+from .params import THREATS, neighbour_graph
 
 __all__ = ["MaskingClient", "advert_message", "survivor_message", "channel_key"]
 
@@ -71,11 +71,15 @@ class MaskingClient(ClientSession):
     def __init__(self, me: int, *, round: int, identity: IdentityKey | None = None,
                  roster: Mapping[int, bytes] | None = None, max_bytes: int = 64 * 2**20,
                  entropy: Callable[[int], bytes] = os.urandom,
-                 rows: Mapping[str, np.ndarray] | None = None, noise: DistributedNoise | None = None) -> None:
+                 rows: Mapping[str, np.ndarray] | None = None, noise: DistributedNoise | None = None,
+                 threat: str = "honest-but-curious") -> None:
         """``entropy`` gives every secret (keys, seeds, Shamir coefficients, nonces, rounding);
         the OS by default — a deterministic source only for known-answer vectors.
-        ``noise``: distributed DP (privacy.distributed_noise), None = off."""
+        ``noise``: distributed DP (privacy.distributed_noise), None = off.
+        ``threat``: the client's own threat model; it refuses a key set-up whose threshold is too
+        small for it (the server chooses t, so a client that took any t would trust the server)."""
         self.noise = noise
+        self.min_fraction = THREATS[threat]
         self.me, self.round = me, round
         self.identity, self.roster = identity, roster
         self.max_bytes = max_bytes
@@ -112,9 +116,13 @@ class MaskingClient(ClientSession):
         if m.bits not in MODULUS_BITS:
             raise MalformedMessage(f"key set-up asks for sums mod 2^{m.bits}, outside 2^{MODULUS_BITS.start}.."
                                    f"2^{MODULUS_BITS.stop - 1}", sender=SERVER)
-        self.epoch, self.setup = m.epoch, m
+        neighbours = neighbour_graph(list(m.cohort), m.degree, m.graph_seed)[self.me]
+        h = len(neighbours) + 1  # share holders: the neighbours and this client
+        if not self.min_fraction * h < m.threshold <= h:
+            raise MalformedMessage(f"key set-up asks for threshold {m.threshold} of {h} share holders; this "
+                                   f"client needs more than {self.min_fraction * h:g} and at most {h}", sender=SERVER)
+        self.epoch, self.setup, self.neighbours = m.epoch, m, neighbours
         self.part = {c: set(p) for c, p in zip(m.cohort, m.participation)}
-        self.neighbours = neighbour_graph(list(m.cohort), m.degree, m.graph_seed)[self.me]
         self.codec = FixedPoint(n=max(1, max(sum(j in p for p in self.part.values()) for j in range(m.clusters))),
                                 clip=m.clip, bits=m.bits)
         self.enc = KeyPair.from_secret(self.entropy(KEY_BYTES))

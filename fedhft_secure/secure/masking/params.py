@@ -41,6 +41,7 @@ def derive_params(n: int, *, threat: str, degree: int = 0, threshold: int = 0, b
         raise ConfigError("fed.num_clients", "secure aggregation needs at least 2 clients", ">= 2")
     k = degree or (n - 1 if n <= 20 else min(n - 1, 4 * math.ceil(math.log2(n))))
     k = min(k, n - 1)
+    k += k % 2 and n % 2  # odd k on an odd cohort: the graph gives everyone k + 1 neighbours, so t counts them
     h = k + 1
     t = threshold or int(math.floor(THREATS[threat] * h)) + 1
     if not 1 <= t <= h:
