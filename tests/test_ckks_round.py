@@ -5,7 +5,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fedhft_secure.exceptions import MissingKey, RemoteProtocolError, WrongRound
+from fedhft_secure.exceptions import MissingKey, RemoteProtocolError, ReplayedMessage, WrongRound
 from fedhft_secure.fl.messages import PassReply, RoundLog, decode, encode
 from fedhft_secure.fl.server_ckks import CkksPassServer
 from fedhft_secure.runtime import run
@@ -229,3 +229,20 @@ def test_resume_replays_the_log_into_restarted_members(tmp_path, tiny_cfg):
     assert all(m.state.round == 2 and same_state(m.state, members[0].state) for m in members)
     state, _ = load_checkpoint(tmp_path)
     assert state.synced == {i: 1 for i in range(cfg.fed.num_clients)} and len(state.log) == 2
+
+
+def test_a_chunk_accepted_before_a_restart_is_a_replay_after_it():
+    """A plan restart opens a new session in the same round: the replay check spans the round."""
+    server_b, client_b, _ = _backends()["ckks"]
+    weights = {i: [1.0] for i in range(3)}
+    expected = Expected(shared={"s": (4,)}, per_cluster={})
+    payload = client_b.client_session(0, 7).payload(Contribution(shared={"s": torch.ones(4)}), slot=0,
+                                                    weights=[1.0], expected=expected)
+    sessions = [server_b.server_session(SessionInfo(round=r, epoch=e, cohort=(0, 1, 2), clusters=1, passes=1,
+                                                    weights=weights)) for r, e in ((7, 0), (7, 1), (8, 0))]
+    for s in sessions:
+        s.begin_pass(1, slot=0, expected=expected)
+    sessions[0].add_payload(0, payload)
+    with pytest.raises(ReplayedMessage):
+        sessions[1].add_payload(1, payload)  # epoch 1 of the same round, another sender
+    sessions[2].add_payload(0, payload)  # a new round starts a new set (fresh encryptions never repeat anyway)

@@ -63,6 +63,14 @@ class CkksSum(SecureSum):
     def __init__(self, *, secret: SecretBundle | None = None, public: PublicBundle | None = None) -> None:
         self.client = CkksClient(secret) if secret is not None else None
         self.server = CkksServer(public) if public is not None else None
+        self._seen: tuple[int, set[bytes]] = (-1, set())  # (round, digests accepted in it)
+
+    def round_digests(self, round: int) -> set[bytes]:
+        """Chunks accepted in ``round``, over all its sessions: a plan restart opens a new session in the
+        same round, and a chunk of the earlier one is still a replay there."""
+        if self._seen[0] != round:
+            self._seen = (round, set())
+        return self._seen[1]
 
     @property
     def error_bound(self) -> float:
@@ -133,7 +141,7 @@ class CkksSum(SecureSum):
 class _Server(ServerSession):
     """Loads each payload as it arrives; adds the ciphertexts of the contributors at ``end_inputs``.
 
-    A chunk whose bytes were already accepted in this session (any pass, any
+    A chunk whose bytes were already accepted in this round (any session, pass or
     sender) is a replay: fresh seeded encryptions never repeat, so it is
     refused with ``ReplayedMessage`` and its sender dropped.
     """
@@ -143,7 +151,7 @@ class _Server(ServerSession):
         self._alive = set(info.cohort)
         self.uploads: dict[int, dict[int, Upload]] = {}
         self._sent: set[int] = set()
-        self._seen: set[bytes] = set()
+        self._seen = backend.round_digests(info.round)
         self.result: list[Tensors] | None = None
         self.errors: list[tuple[int, str]] = []
 
