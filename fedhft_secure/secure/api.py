@@ -108,7 +108,7 @@ class ClientSession(ABC):
     def handle(self, blob: bytes) -> bytes:
         """A backend whose sums need no messages of their own (plaintext, ckks) has none to accept."""
         kind = blob[5] if len(blob) > 5 else -1
-        raise MalformedMessage(f"message kind {kind} is not part of the {type(self).__name__} session", sender=SERVER)
+        raise MalformedMessage(f"message kind {kind}: this backend's sums take no messages of their own", sender=SERVER)
 
     @abstractmethod
     def payload(self, contribution: Contribution, *, slot: int, weights: Sequence[float],
