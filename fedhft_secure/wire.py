@@ -22,7 +22,7 @@ import torch
 from .exceptions import (LocalProtocolError, MalformedMessage, OversizedMessage, ReplayedMessage,
                           WrongRound, WrongSender, WrongVersion)
 
-__all__ = ["VERSION", "SERVER", "Tensors", "message", "encode", "decode", "Intake", "DEFAULT_MAX_BYTES"]
+__all__ = ["VERSION", "SERVER", "Tensors", "message", "encode", "decode", "kind_of", "Intake", "DEFAULT_MAX_BYTES"]
 
 VERSION = 1
 SERVER = 0xFFFFFFFF
@@ -38,6 +38,11 @@ Tensors = dict[str, torch.Tensor]
 def message(cls):  # noqa: ANN001 - class decorator
     """A wire message: frozen, keyword-only; needs KIND, round, pass_idx, sender."""
     return dataclass(frozen=True, slots=True, kw_only=True)(cls)
+
+
+def kind_of(blob: bytes) -> int:
+    """The header's message kind, read before decoding (to dispatch); -1 for bytes too short to hold one."""
+    return blob[5] if len(blob) > 5 else -1
 
 
 M = TypeVar("M")

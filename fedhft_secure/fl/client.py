@@ -29,6 +29,7 @@ from ..privacy.events import DpSgdTrained
 from ..privacy.ledger import ClientLedger, private_row_scores
 from ..secure.api import ClientSession, Contribution, Expected, SecureSum
 from ..seeds import derive_seed
+from ..wire import kind_of
 from .baseline_client import answer_baseline, start_baseline
 from .member import Member
 from .messages import (SERVER, ExplicitUpload, PassReply, PassRequest, Ready, RoundLog, RoundStart, Synced, decode,
@@ -104,7 +105,7 @@ class Client:
     # -- round start: the expensive part -------------------------------------------------
     def handle(self, blob: bytes) -> bytes:
         """Any server message -> this client's reply (a RemoteProtocolError if it must refuse)."""
-        kind = blob[5] if len(blob) > 5 else -1
+        kind = kind_of(blob)
         if kind == RoundStart.KIND:
             msg = decode(blob, RoundStart, sender=SERVER, max_bytes=self.cfg.secure.max_message_bytes)
             if msg.round <= self.round:

@@ -29,7 +29,7 @@ from typing import ClassVar
 import torch
 
 from ..exceptions import ConfigError, MalformedMessage
-from ..wire import SERVER
+from ..wire import SERVER, kind_of
 
 __all__ = ["Contribution", "Expected", "SecureSum", "ServerSession", "ClientSession", "SessionInfo",
            "backend_for", "BACKENDS"]
@@ -107,8 +107,8 @@ class ServerSession(ABC):
 class ClientSession(ABC):
     def handle(self, blob: bytes) -> bytes:
         """A backend whose sums need no messages of their own (plaintext, ckks) has none to accept."""
-        kind = blob[5] if len(blob) > 5 else -1
-        raise MalformedMessage(f"message kind {kind}: this backend's sums take no messages of their own", sender=SERVER)
+        raise MalformedMessage(f"message kind {kind_of(blob)}: this backend's sums take no messages of their own",
+                               sender=SERVER)
 
     @abstractmethod
     def payload(self, contribution: Contribution, *, slot: int, weights: Sequence[float],

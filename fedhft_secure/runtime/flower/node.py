@@ -16,6 +16,7 @@ from ...exceptions import FedHFTError, RemoteProtocolError
 from ...fl.client import Client
 from ...fl.messages import RoundStart
 from ...privacy.events import event_to_dict
+from ...wire import kind_of
 from ..world import build_world
 from .records import HELLO, STEP
 
@@ -67,7 +68,7 @@ def handle(run_id: int, partition: int, fields: dict[str, Any], state: NodeState
         except RemoteProtocolError as exc:  # refuses: no reply reaches the state machine
             return {"refused": f"{type(exc).__name__}: {exc}"}
         out: dict[str, Any] = {"blob": reply}
-        if len(blob) > 5 and blob[5] == RoundStart.KIND and c.report is not None:
+        if kind_of(blob) == RoundStart.KIND and c.report is not None:
             out["report"] = json.dumps({k: getattr(c.report, k) for k in c.report.__slots__})
             out["events"] = json.dumps([event_to_dict(e) for e in c.ledger.events] if c.ledger else [])
             out["may-train"] = bool(c.may_train(c.round + 1))

@@ -35,7 +35,7 @@ from ...crypto.packing import pack
 from ...crypto.shamir import PRIME, SHARE_BYTES, split
 from ...crypto.sign import IdentityKey, verify
 from ...exceptions import MalformedMessage, PolicyViolation, ReplayedMessage, ShapeMismatch, WrongRound
-from ...wire import SERVER, decode, encode
+from ...wire import SERVER, decode, encode, kind_of
 from ..api import ClientSession, Contribution, Expected, Tensors
 from ..noise import DistributedNoise
 from .masks import flatten, layout, pair_seed, self_seed, stream, support
@@ -92,7 +92,7 @@ class MaskingClient(ClientSession):
 
     # -- dispatch -----------------------------------------------------------------------
     def handle(self, blob: bytes) -> bytes:
-        kind = blob[5] if len(blob) > 5 else -1
+        kind = kind_of(blob)
         for cls, fn in ((KeySetup, self._setup), (KeyDirectory, self._directory),
                         (ForwardedShares, self._forwarded), (SurvivorList, self._sign_survivors),
                         (UnmaskRequest, self._unmask)):
