@@ -109,14 +109,20 @@ def stale_keys(stored: dict[str, Any], want: RunConfig) -> list[str]:
 
 
 def one_run(runs: Path, method: str, dataset: str, alpha: float, levels: tuple[float, ...], seed: int,
-            quick: bool, start: bool = True, extra: dict[str, str] | None = None) -> dict[str, Any] | None:
-    """The figures of one run: reused when its folder holds a finished run of the same configuration, else run
-    (None if not ``start``)."""
+            quick: bool, start: bool = True, extra: dict[str, str] | None = None,
+            reuse: dict[str, dict[str, Any]] | None = None) -> dict[str, Any] | None:
+    """The figures of one run: reused when its folder holds a finished run of the same configuration, or
+    ``reuse`` (run folder name -> row of an earlier JSON) holds its row, else run (None if not ``start``)."""
     o = overrides(method, dataset, alpha, levels, seed, quick, extra)
     cfg = load_config(None, [f"{k}={v}" for k, v in o.items()])
     out = runs / run_key(method, dataset, alpha, levels, seed, quick, extra)
     # an interrupted run is started again, not resumed: fedsa-lora's and local's client state is not checkpointed
     res = finished_run(out)
+    if res is None and (row := (reuse or {}).get(out.name)) is not None:
+        if stale := stale_keys(row["config"], cfg):
+            raise SystemExit(f"--reuse: the row of {out.name} is of another configuration ({', '.join(stale)} "
+                             "differ); leave that file out to run it again")
+        return row
     if res is not None and (stale := stale_keys(res["config"], cfg)):
         raise SystemExit(f"{out}: a finished run of another configuration ({', '.join(stale)} differ); "
                          "move it away to run this one again")
@@ -145,7 +151,7 @@ def one_run(runs: Path, method: str, dataset: str, alpha: float, levels: tuple[f
             "bytes_up_per_round": statistics.mean(ups),
             "server_seconds_per_round": statistics.mean(r["seconds"].get("server", float("nan")) for r in rounds),
             "round_seconds": statistics.mean(r["seconds"]["round"] for r in rounds),
-            "run_dir": str(out)}
+            "run_dir": str(out), "config": stored}
 
 
 # -- memory: one child process per client kind ------------------------------------------------------------
@@ -334,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
                     "of the run folders' names and the figures' file names, so such runs never mix with the grid's "
                     "(the efficiency figures are measured on the default configuration all the same)")
     ap.add_argument("--out", type=Path, default=RESULTS, help="where compare.{md,html} go")
+    ap.add_argument("--reuse", type=Path, action="append", default=[], metavar="JSON",
+                    help="also reuse the runs of an earlier --json (e.g. the committed one) whose folders are gone; "
+                    "each row carries its run's configuration, checked like a folder's")
     ap.add_argument("--finished-only", action="store_true",
                     help="start no run: report the finished runs of the grid (it is built over several invocations)")
     ap.add_argument("--readme", type=Path, help="also write the Markdown into this file between "
@@ -355,12 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     extra = {k.strip(): v for k, v in (x.split("=", 1) for x in a.set)}
     if len(extra) != len(a.set):
         raise SystemExit(f"--set: a key given twice in {a.set}")
+    reuse = {Path(r["run_dir"]).name: r for f in a.reuse for r in json.loads(f.read_text())["runs"]}
     t0 = time.perf_counter()
     runs, planned = [], 0
     # every seed gives a whole comparison before the next seed starts
     for seed, (alpha, levels), ds, method in itertools.product(seeds, settings, a.datasets.split(","),
                                                               a.methods.split(",")):
-        r = one_run(a.runs, method, ds, alpha, levels, seed, a.quick, start=not a.finished_only, extra=extra)
+        r = one_run(a.runs, method, ds, alpha, levels, seed, a.quick, start=not a.finished_only, extra=extra,
+                    reuse=reuse)
         planned += 1
         if r is None:
             continue

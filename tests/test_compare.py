@@ -31,6 +31,15 @@ def test_compare_quick_writes_the_contract(tmp_path):
     again = compare.one_run(tmp_path / "runs", "fedavg-lora", "rotten_tomatoes", compare.DEFAULT_ALPHA,
                             compare.DEFAULT_LEVELS, 0, True)
     assert again == by["fedavg-lora"]
+    # ... and so does one whose folder is gone, from the rows of an earlier JSON (--reuse), configuration checked
+    gone = compare.main(["--quick", "--finished-only", "--methods", "fedavg-lora", "--datasets", "rotten_tomatoes",
+                         "--runs", str(tmp_path / "gone"), "--out", str(tmp_path), "--json", str(tmp_path / "g.json"),
+                         "--reuse", str(out)])
+    assert gone == 0 and json.loads((tmp_path / "g.json").read_text())["runs"] == [by["fedavg-lora"]]
+    row = {**by["fedavg-lora"], "config": {**by["fedavg-lora"]["config"], "seed": 1}}
+    with pytest.raises(SystemExit, match=r"--reuse: the row of .* \(seed differ\)"):
+        compare.one_run(tmp_path / "gone", "fedavg-lora", "rotten_tomatoes", compare.DEFAULT_ALPHA,
+                        compare.DEFAULT_LEVELS, 0, True, reuse={Path(row["run_dir"]).name: row})
     # the global-model diagnostic rebuilds each global model as the run scored it
     gm = tmp_path / "gm.json"
     assert global_margin.main([r["run_dir"] for r in data["runs"]] + ["--json", str(gm)]) == 0
