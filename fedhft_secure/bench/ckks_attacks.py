@@ -37,8 +37,8 @@ __all__ = ["CkksRun", "reconstruction_ckks", "member_decrypts", "replayed_cipher
 
 
 def _vectors(n: int, d: int, seed: int) -> dict[int, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return {i: rng.uniform(-1, 1, d) for i in range(n)}
+    rng = np.random.default_rng(seed)  # float32 values, as a member's tensors: the truth carries no cast
+    return {i: rng.uniform(-1, 1, d).astype(np.float32).astype(np.float64) for i in range(n)}
 
 
 @dataclass
@@ -80,9 +80,12 @@ class CkksRun:
         return sums[0][SUM_KEY].numpy().tobytes()
 
     def open(self, blob: bytes, *, flood: bool = True) -> np.ndarray:
-        """A member opens a sum ciphertext (``flood=False``: the raw decryption, for measurement only)."""
+        """A member opens a sum ciphertext: what it releases (flooded, float32), or with ``flood=False`` the
+        raw float64 decryption, for measurement only."""
         assert self.member.client is not None
-        return self.member.client.decrypt(blob, layout=self.layout, flood=flood)["v"].double().numpy()
+        if not flood:
+            return self.member.client.open_values(blob, layout=self.layout, flood=False)
+        return self.member.client.decrypt(blob, layout=self.layout)["v"].double().numpy()
 
 
 def reconstruction_ckks(*, n: int = 6, d: int = 2000, seed: int = 0) -> dict[str, Any]:

@@ -136,10 +136,17 @@ class CkksClient(_Party):
             chunks.append(seeded_bytes(self._encryptor, plain))
         return self._envelope(Kind.FRESH, layout, 1, chunks)
 
-    def decrypt(self, blob: bytes, *, layout: Layout, flood: bool = True) -> dict[str, torch.Tensor]:
-        """The sum Σ k_i x_i / 2^weight_bits, flooded; bit-identical on every member.
+    def decrypt(self, blob: bytes, *, layout: Layout) -> dict[str, torch.Tensor]:
+        """The sum Σ k_i x_i / 2^weight_bits as members release it: flooded, float32, bit-identical on every
+        member."""
+        return unpack(layout, self.open_values(blob, layout=layout))
 
-        ``flood=False`` is for tests and measurements only: unflooded values must not leave a client.
+    def open_values(self, blob: bytes, *, layout: Layout, flood: bool = True) -> np.ndarray:
+        """The flat float64 values of a sum, before the float32 cast of ``decrypt``.
+
+        ``flood=False`` is for tests and measurements only: unflooded values must not leave a client. They
+        are float64 because the decryption error (~1e-11 at the run's scales) lies far below float32's
+        resolution: measured after the cast, it would be the cast's rounding.
         """
         _, up = self._parse(blob, layout, Kind.SUM, None)
         parts = []
@@ -154,7 +161,7 @@ class CkksClient(_Party):
                                       "up to: a ciphertext in it was not made under this key")
         if flood:
             flat = flat + flood_noise(self._flood_key, bytes(blob), flat.size, self.params.flood_bound)
-        return unpack(layout, flat)
+        return flat
 
 
 class CkksServer(_Party):

@@ -19,8 +19,9 @@ limit, not the byte budget, bounds the precision.
 
 Noise model (measured with SEAL symmetric encryption, seeded or not, TenSEAL 0.3.18; see
 ``protocols/ckks.md``): a fresh ciphertext decrypts with slot error of
-standard deviation ``FRESH_SIGMA * sqrt(N) / scale`` (measured 2.28-2.31);
-a sum of n has sqrt(n) times that. ``TAIL`` standard deviations bound it.
+standard deviation ``FRESH_SIGMA * sqrt(N) / scale`` (measured 2.31-2.32 by
+``experiments/ckks_noise.py``); a sum of n has sqrt(n) times that. ``TAIL``
+standard deviations bound it.
 
 Flooding (IND-CPA^D, Li-Micciancio 2021): every decrypted slot gets uniform
 noise in [-F, F] with F = 2^flood_bits * E, E the decryption-error bound, so
@@ -46,7 +47,8 @@ __all__ = ["SECURITY_TABLE_128", "FRESH_SIGMA", "TAIL", "CkksParams", "CkksParam
 #: ternary secret: largest log2(q) (all primes incl. the special one) per N.
 SECURITY_TABLE_128: dict[int, int] = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438,
                                       32768: 881}
-FRESH_SIGMA = 2.5  # > the measured 2.31: slot-error std of a fresh ciphertext, times scale / sqrt(N)
+#: slot-error std of a fresh ciphertext, times scale / sqrt(N): above the measured 2.32 (tests/test_ckks_noise.py)
+FRESH_SIGMA = 2.5
 TAIL = 8.0  # standard deviations that bound the error (Gaussian tail < 1e-15 per slot)
 MAX_PRIME_BITS = 60  # SEAL's limit for one prime
 MIN_PRIME_BITS = 20
@@ -54,8 +56,8 @@ MIN_PRIME_BITS = 20
 def coeff_bytes(bits: int) -> float:
     """Serialized bytes of one coefficient modulo a ``bits``-bit prime (zstd on 64-bit words).
 
-    Measured with TenSEAL 0.3.18 / SEAL 4.x at N = 4096: 20 bits 3.3, 40 bits 6.0,
-    49 bits 7.1, 55 bits 7.6, 60 bits 8.05 (raw words: zstd stores them as they are).
+    Measured with TenSEAL 0.3.18 / SEAL 4.x at N = 4096 (``experiments/ckks_noise.py``): 20 bits 3.3,
+    40 bits 6.0, 49 bits 7.1, 55 bits 7.6, 60 bits 8.05 (raw words: zstd stores them as they are).
     """
     return min(8.0, bits / 8 + 1.0)
 
