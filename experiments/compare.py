@@ -11,9 +11,10 @@ LoRA at each level (a child process per kind), and full-model FedAvg upload
 vs FedHFT's.
 
 Runs are stored under ``--runs DIR`` and reused when complete, so the full
-grid can be built up over several invocations.
+grid can be built up over several invocations; ``--reuse JSON`` also takes
+the rows of an earlier JSON whose folders are gone (a new machine).
 
-    python experiments/compare.py [--quick] [--json PATH] [--runs DIR] [--seeds 0,1,2]
+    python experiments/compare.py [--quick] [--json PATH] [--runs DIR] [--reuse JSON] [--seeds 0,1,2]
         [--methods M,..] [--datasets D,..] [--settings default,alpha0.1,..] [--set KEY=VALUE ...]
 
 ``--set`` runs a variant beyond the grid (e.g. more local epochs) in folders and files of its own.
