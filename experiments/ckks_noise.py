@@ -31,8 +31,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from fedhft_secure.secure.ckks import CkksClient, CkksServer, generate_keys  # noqa: E402
-from fedhft_secure.secure.ckks.params import (FRESH_SIGMA, SECURITY_TABLE_128, TAIL, CkksParams,  # noqa: E402
-                                              check_params, coeff_bytes)
+from fedhft_secure.secure.ckks.params import (FRESH_SIGMA, MIN_PRIME_BITS, SECURITY_TABLE_128,  # noqa: E402
+                                              CkksParams, check_params, coeff_bytes)
 from fedhft_secure.secure.ckks.wire import decode_envelope  # noqa: E402
 
 #: (N, q0 bits, scale bits) for the noise rows: a data prime and scale of the sizes derive_params picks
@@ -41,10 +41,11 @@ SIZE_BITS = (20, 40, 49, 55, 60)  # data-prime sizes of the size rows (N = 4096,
 
 
 def params(n_poly: int, q0: int, scale_bits: int, summands: int) -> CkksParams:
-    special = max(20, min(q0, SECURITY_TABLE_128[n_poly] - q0))
-    e = TAIL * FRESH_SIGMA * math.sqrt(n_poly * summands) / 2.0**scale_bits
+    """A set of these sizes (the special prime as derive_params picks it); nothing is flooded here, so the
+    precision only has to admit the set."""
+    special = max(MIN_PRIME_BITS, min(q0, SECURITY_TABLE_128[n_poly] - q0))
     p = CkksParams(poly_modulus_degree=n_poly, coeff_mod_bit_sizes=(q0, special), scale_bits=scale_bits,
-                   max_clients=summands, value_bound=1.0, weight_bits=0, precision=2 * e, flood_bits=0)
+                   max_clients=summands, value_bound=1.0, weight_bits=0, precision=1.0, flood_bits=0)
     check_params(p)
     return p
 
