@@ -252,14 +252,62 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+#: the rows a federated method is ranked among; FedHFT is ranked against the methods people would pick instead
+FEDERATED = tuple(m for m in METHODS if m not in ("local", "central"))
+OTHERS = ("fedavg-lora", "ffa-lora", "fedsa-lora", "hetlora", "flexlora")
+
+
+def standings(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per setting, FedHFT (K = 2, post-norm: the paper's method) against the other federated rows, over the seeds at
+    which all of them finished: a mean over other seeds would compare other partitions."""
+    by: dict[tuple, dict[str, dict[int, dict[str, Any]]]] = {}
+    for r in runs:
+        by.setdefault((r["dataset"], r["alpha"], tuple(r["levels"])), {}).setdefault(r["method"], {})[r["seed"]] = r
+    out = []
+    for (ds, a, lv), ms in sorted(by.items()):
+        seeds = sorted(set.intersection(*(set(ms.get(m, {})) for m in FEDERATED)))
+        if not seeds:
+            continue
+        # what each client answering its own training majority label scores, and the majority label globally:
+        # under label skew a high personalized accuracy may be no more than that
+        row: dict[str, Any] = {"dataset": ds, "alpha": a, "levels": list(lv), "seeds": seeds,
+                               **{k: statistics.mean(ms["fedhft"][s][f] for s in seeds) for k, f in (
+                                   ("own_majority", "personalized_majority_accuracy"),
+                                   ("global_majority", "majority_accuracy"))}}
+        for key, name in (("personalized_accuracy", "personalized"), ("global_accuracy", "global")):
+            mean = {m: statistics.mean(ms[m][s][key] for s in seeds) for m in FEDERATED}
+            best = max(OTHERS, key=lambda m: mean[m])
+            row[name] = {"fedhft": mean["fedhft"], "rank": 1 + sum(mean[m] > mean["fedhft"] for m in FEDERATED),
+                         "of": len(FEDERATED), "best_other": best, "best_other_mean": mean[best]}
+        out.append(row)
+    return out
+
+
+def standings_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    if not rows:
+        return []
+    lines = [f"FedHFT (K = 2, post-norm) among the {len(FEDERATED)} federated rows (rank 1 = best), and the best of "
+             f"{', '.join(OTHERS)}: means over the seeds at which all {len(FEDERATED)} finished.", "",
+             "| dataset | alpha | levels | seeds | personalized: FedHFT (rank) | best other | own majority | "
+             "global: FedHFT (rank) | best other | majority |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        p, g = r["personalized"], r["global"]
+        lines.append(f"| {r['dataset']} | {r['alpha']:g} | {r['levels']} | {', '.join(map(str, r['seeds']))} | "
+                     f"{p['fedhft']:.3f} ({p['rank']} of {p['of']}) | {p['best_other']} {p['best_other_mean']:.3f} | "
+                     f"{r['own_majority']:.3f} | {g['fedhft']:.3f} ({g['rank']} of {g['of']}) | "
+                     f"{g['best_other']} {g['best_other_mean']:.3f} | {r['global_majority']:.3f} |")
+    return lines + [""]
+
+
 def _pm(mean_std: tuple[float, float | None]) -> str:
     m, sd = mean_std
     return f"{m:.3f}" if sd is None else f"{m:.3f} ± {sd:.3f}"
 
 
 def markdown(summary: list[dict[str, Any]], eff: dict[str, Any], memory: list[dict[str, Any]], command: str,
-             coverage: str = "") -> str:
+             coverage: str = "", standing: list[dict[str, Any]] | None = None) -> str:
     lines = [f"<!-- made by: {command} -->", "", *([coverage, ""] if coverage else []),
+             *standings_markdown(standing or []),
              "| dataset | alpha | levels | method | personalized acc (own majority) | global acc (majority) | "
              "upload B/client/round | server s/round | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
@@ -393,7 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     coverage = (f"Runs finished: {len(runs)} of the {planned} this command covers "
                 f"(seeds {', '.join(map(str, seeds))}); "
                 "a cell without a figure has not run yet.") if len(runs) < planned else ""
-    md = markdown(summary, eff, memory, command, coverage)
+    standing = standings(runs)
+    md = markdown(summary, eff, memory, command, coverage, standing)
     if a.readme:
         write_section(a.readme, md)
     print("\n" + md)
@@ -402,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     (a.out / f"{stem}.md").write_text(md)
     (a.out / f"{stem}.html").write_text(plot(summary))
     out = {"command": command, "set": extra, "seconds": time.perf_counter() - t0, "runs_planned": planned,
-           "runs": runs, "summary": summary, "memory": memory, "efficiency": eff}
+           "runs": runs, "summary": summary, "standings": standing, "memory": memory, "efficiency": eff}
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(_no_nan(out), indent=2, allow_nan=False))

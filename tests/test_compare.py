@@ -98,3 +98,21 @@ def test_set_runs_are_kept_apart_from_the_grid():
         compare.main(["--set", "train.lr=0.1", "--set", "train.lr=0.2", "--finished-only"])
     with pytest.raises(SystemExit, match="--settings: unknown alpha5; allowed: default, alpha0.1"):
         compare.main(["--settings", "alpha5", "--finished-only"])
+
+
+def test_standings_rank_fedhft_over_the_seeds_all_federated_rows_finished():
+    def row(method, seed, pers, glob):
+        return {"method": method, "dataset": "tweets", "alpha": 10.0, "levels": [1.0, 0.5], "seed": seed,
+                "personalized_accuracy": pers, "global_accuracy": glob, "personalized_majority_accuracy": 0.5,
+                "majority_accuracy": 0.4}
+    runs = [row(m, s, 0.6 + 0.01 * i, 0.7 - 0.01 * i) for i, m in enumerate(compare.FEDERATED) for s in (0, 1)]
+    runs += [row("flexlora", 2, 0.99, 0.99), row("central", 0, 0.99, 0.99)]  # seed 2: flexlora alone
+    [st] = compare.standings(runs)
+    assert st["seeds"] == [0, 1]  # seed 2 is left out: the others have not run it
+    p, g = st["personalized"], st["global"]
+    assert (p["rank"], p["of"], p["best_other"]) == (len(compare.FEDERATED), 8, compare.FEDERATED[-1])
+    assert p["fedhft"] == pytest.approx(0.6) and p["best_other_mean"] == pytest.approx(0.67)
+    assert (g["rank"], g["best_other"]) == (1, compare.OTHERS[0])  # central is not a federated row
+    assert "| tweets | 10 | [1.0, 0.5] | 0, 1 | 0.600 (8 of 8) | flexlora 0.670 | 0.500 |" in "\n".join(
+        compare.standings_markdown([st]))
+    assert compare.standings([r for r in runs if r["method"] != "hetlora"]) == []  # a federated row missing
