@@ -326,10 +326,10 @@ def markdown(summary: list[dict[str, Any]], eff: dict[str, Any], memory: list[di
 
 
 def plot(summary: list[dict[str, Any]]) -> str:
-    """Personalized accuracy per method: vs data heterogeneity (log10 alpha, default levels) and vs resource
-    heterogeneity (number of levels, default alpha)."""
+    """Personalized and global accuracy per method: vs data heterogeneity (log10 alpha, default levels) and vs
+    resource heterogeneity (number of levels, default alpha)."""
     charts = []
-    for ds in sorted({s["dataset"] for s in summary}):
+    for ds, kind in itertools.product(sorted({s["dataset"] for s in summary}), ("personalized", "global")):
         for xlabel, x_of, keep in (
                 ("log10 Dirichlet alpha (smaller: more skewed labels)", lambda s: math.log10(s["alpha"]),
                  lambda s: tuple(s["levels"]) == DEFAULT_LEVELS),
@@ -337,12 +337,11 @@ def plot(summary: list[dict[str, Any]]) -> str:
                  lambda s: s["alpha"] == DEFAULT_ALPHA)):
             series = []
             for m in METHODS:
-                pts = sorted((x_of(s), s["personalized"][0]) for s in summary
-                             if s["dataset"] == ds and s["method"] == m and keep(s))
+                pts = sorted((x_of(s), s[kind][0]) for s in summary if s["dataset"] == ds and s["method"] == m
+                             and keep(s) and not math.isnan(s[kind][0]))
                 if pts:
                     series.append((m, [x for x, _ in pts], [y for _, y in pts]))
-            charts.append(line_chart(series, title=f"{ds}: personalized accuracy", xlabel=xlabel,
-                                     ylabel="accuracy"))
+            charts.append(line_chart(series, title=f"{ds}: {kind} accuracy", xlabel=xlabel, ylabel="accuracy"))
     return "<html><body>" + "".join(charts) + "</body></html>"
 
 
