@@ -286,8 +286,9 @@ def standings(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def standings_markdown(rows: list[dict[str, Any]]) -> list[str]:
     if not rows:
         return []
-    lines = [f"FedHFT (K = 2, post-norm) among the {len(FEDERATED)} federated rows (rank 1 = best), and the best of "
-             f"{', '.join(OTHERS)}: means over the seeds at which all {len(FEDERATED)} finished.", "",
+    lines = [f"FedHFT (K = 2, post-norm) among the {len(FEDERATED)} federated rows (rank 1 = best; a tie takes the "
+             f"better rank), and the best of {', '.join(OTHERS)}: means over the seeds at which all "
+             f"{len(FEDERATED)} finished.", "",
              "| dataset | alpha | levels | seeds | personalized: FedHFT (rank) | best other | own majority | "
              "global: FedHFT (rank) | best other | majority |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:

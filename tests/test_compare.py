@@ -116,3 +116,5 @@ def test_standings_rank_fedhft_over_the_seeds_all_federated_rows_finished():
     assert "| tweets | 10 | [1.0, 0.5] | 0, 1 | 0.600 (8 of 8) | flexlora 0.670 | 0.500 |" in "\n".join(
         compare.standings_markdown([st]))
     assert compare.standings([r for r in runs if r["method"] != "hetlora"]) == []  # a federated row missing
+    tied = [{**r, "personalized_accuracy": 0.5} if r["method"] in ("fedhft", "ffa-lora") else r for r in runs]
+    assert compare.standings(tied)[0]["personalized"]["rank"] == 7  # a tie for last takes the better rank
