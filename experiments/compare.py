@@ -254,7 +254,7 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 #: the rows a federated method is ranked among; FedHFT is ranked against the methods people would pick instead
 FEDERATED = tuple(m for m in METHODS if m not in ("local", "central"))
-OTHERS = ("fedavg-lora", "ffa-lora", "fedsa-lora", "hetlora", "flexlora")
+OTHERS = tuple(m for m in FEDERATED if not m.startswith("fedhft"))
 
 
 def standings(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
