@@ -39,7 +39,7 @@ from typing import Any
 warnings.filterwarnings("ignore")
 
 from fedhft_secure.config import RunConfig, config_from_dict, config_to_dict, load_config  # noqa: E402
-from fedhft_secure.fl.baselines import plain_sum_note  # noqa: E402
+from fedhft_secure.fl.baselines import SUM_METHODS, plain_sum_note  # noqa: E402
 from fedhft_secure.privacy.svg import line_chart  # noqa: E402
 from fedhft_secure.runtime.checkpoint import finished_run  # noqa: E402
 from fedhft_secure.runtime.local import run  # noqa: E402
@@ -54,6 +54,8 @@ METHODS: dict[str, dict[str, str]] = {
     **{m: {"method": f'"{m}"'} for m in ("fedavg-lora", "ffa-lora", "fedsa-lora", "hetlora", "flexlora",
                                          "local", "central")},
 }
+#: the methods that send nothing (no secure sum): the rest are the federated rows
+NOT_FEDERATED = ("local", "central")
 DATASETS = ("rotten_tomatoes", "tweets")
 DEFAULT_ALPHA, DEFAULT_LEVELS = 10.0, (1.0, 0.5)
 #: data heterogeneity at the default levels, resource heterogeneity at the default alpha
@@ -71,7 +73,7 @@ def overrides(method: str, dataset: str, alpha: float, levels: tuple[float, ...]
     """``extra``: settings beyond the grid's (``--set``), applied last to every run."""
     o = dict(QUICK) if quick else {}
     o.update(METHODS[method])
-    backend = "plaintext" if method in ("local", "central") else "masking"
+    backend = "plaintext" if method in NOT_FEDERATED else "masking"
     o.update({"data.name": f'"{dataset}"', "data.dirichlet_alpha": str(alpha), "seed": str(seed),
               "fed.levels": "[" + ", ".join(map(str, levels)) + "]",
               "fed.level_ratios": "[" + ", ".join(str(1 / len(levels)) for _ in levels) + "]",
@@ -141,7 +143,7 @@ def one_run(runs: Path, method: str, dataset: str, alpha: float, levels: tuple[f
     stored = res["config"]
     return {"method": method, "dataset": dataset, "alpha": alpha, "levels": list(levels), "seed": seed,
             **({"set": dict(extra)} if extra else {}),
-            "secure_backend": stored["secure"]["backend"] if method not in ("local", "central") else "none",
+            "secure_backend": stored["secure"]["backend"] if method not in NOT_FEDERATED else "none",
             "plain_sum": plain_sum_note(stored["method"]),
             "personalized_accuracy": res["final"]["personalized_accuracy"],
             "global_accuracy": res["final"]["test_accuracy"],
@@ -253,8 +255,8 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 #: the rows a federated method is ranked among; FedHFT is ranked against the methods people would pick instead
-FEDERATED = tuple(m for m in METHODS if m not in ("local", "central"))
-OTHERS = tuple(m for m in FEDERATED if not m.startswith("fedhft"))
+FEDERATED = tuple(m for m in METHODS if m not in NOT_FEDERATED)
+OTHERS = SUM_METHODS
 
 
 def standings(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
