@@ -39,7 +39,7 @@ from typing import Any
 warnings.filterwarnings("ignore")
 
 from fedhft_secure.config import RunConfig, config_from_dict, config_to_dict, load_config  # noqa: E402
-from fedhft_secure.fl.baselines import SUM_METHODS, plain_sum_note  # noqa: E402
+from fedhft_secure.fl.baselines import SUM_METHODS, plain_sum_note, uses_levels  # noqa: E402
 from fedhft_secure.privacy.svg import line_chart  # noqa: E402
 from fedhft_secure.runtime.checkpoint import finished_run  # noqa: E402
 from fedhft_secure.runtime.local import run  # noqa: E402
@@ -115,7 +115,13 @@ def one_run(runs: Path, method: str, dataset: str, alpha: float, levels: tuple[f
             quick: bool, start: bool = True, extra: dict[str, str] | None = None,
             reuse: dict[str, dict[str, Any]] | None = None) -> dict[str, Any] | None:
     """The figures of one run: reused when its folder holds a finished run of the same configuration, or
-    ``reuse`` (run folder name -> row of an earlier JSON) holds its row, else run (None if not ``start``)."""
+    ``reuse`` (run folder name -> row of an earlier JSON) holds its row, else run (None if not ``start``).
+
+    A method to which levels mean nothing (``fl.baselines.uses_levels``) runs at the default levels only: that
+    run stands for it at every level setting, marked ``ran_at_levels`` (running it again would repeat it)."""
+    if levels != DEFAULT_LEVELS and not uses_levels(METHODS[method].get("method", "fedhft").strip('"')):
+        r = one_run(runs, method, dataset, alpha, DEFAULT_LEVELS, seed, quick, start, extra, reuse)
+        return None if r is None else {**r, "levels": list(levels), "ran_at_levels": list(DEFAULT_LEVELS)}
     o = overrides(method, dataset, alpha, levels, seed, quick, extra)
     cfg = load_config(None, [f"{k}={v}" for k, v in o.items()])
     out = runs / run_key(method, dataset, alpha, levels, seed, quick, extra)
@@ -250,7 +256,8 @@ def summarize(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "own_majority": ms("personalized_majority_accuracy")[0],
                     "global_majority": ms("majority_accuracy")[0],
                     "bytes_up_per_round": ms("bytes_up_per_round")[0],
-                    "server_seconds_per_round": ms("server_seconds_per_round")[0]})
+                    "server_seconds_per_round": ms("server_seconds_per_round")[0],
+                    **({"ran_at_levels": rs[0]["ran_at_levels"]} if "ran_at_levels" in rs[0] else {})})
     return out
 
 
@@ -302,6 +309,10 @@ def standings_markdown(rows: list[dict[str, Any]]) -> list[str]:
     return lines + [""]
 
 
+#: marks a method's row at other levels that its default-levels runs stand for (``one_run``)
+MARK = " †"
+
+
 def _pm(mean_std: tuple[float, float | None]) -> str:
     m, sd = mean_std
     return f"{m:.3f}" if sd is None else f"{m:.3f} ± {sd:.3f}"
@@ -314,11 +325,15 @@ def markdown(summary: list[dict[str, Any]], eff: dict[str, Any], memory: list[di
              "| dataset | alpha | levels | method | personalized acc (own majority) | global acc (majority) | "
              "upload B/client/round | server s/round | seeds |", "|---|---|---|---|---|---|---|---|---|"]
     for s in summary:
-        lines.append(f"| {s['dataset']} | {s['alpha']:g} | {s['levels']} | {s['method']} | "
+        mark = MARK if "ran_at_levels" in s else ""
+        lines.append(f"| {s['dataset']} | {s['alpha']:g} | {s['levels']} | {s['method']}{mark} | "
                      f"{_pm(s['personalized'])} ({s['own_majority']:.3f}) | "
                      f"{_pm(s['global'])} ({s['global_majority']:.3f}) | "
                      f"{s['bytes_up_per_round']:,.0f} | "
                      f"{s['server_seconds_per_round']:.3f} | {s['seeds']} |")
+    if any("ran_at_levels" in s for s in summary):
+        lines += ["", f"{MARK} trains rank r whatever a client's level: its runs at the default levels "
+                  f"{list(DEFAULT_LEVELS)}, the same computation, stand for it at the other level settings."]
     lines += ["", "| client kind | level | peak RSS MiB | training growth MiB |", "|---|---|---|---|"]
     lines += [f"| {m['kind']} | {m['level']} | {m['peak_mib']:.0f} | {m['train_mib']:.0f} |" for m in memory]
     up = eff["upload_full_over_fedhft"]
@@ -415,7 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     extra = {k.strip(): v for k, v in (x.split("=", 1) for x in a.set)}
     if len(extra) != len(a.set):
         raise SystemExit(f"--set: a key given twice in {a.set}")
-    reuse = {Path(r["run_dir"]).name: r for f in a.reuse for r in json.loads(f.read_text())["runs"]}
+    reuse = {Path(r["run_dir"]).name: r for f in a.reuse for r in json.loads(f.read_text())["runs"]
+             if "ran_at_levels" not in r}  # a row standing for its default-levels run at other levels
     t0 = time.perf_counter()
     runs, planned = [], 0
     # every seed gives a whole comparison before the next seed starts

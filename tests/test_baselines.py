@@ -5,7 +5,7 @@ import torch
 
 from fedhft_secure.config import load_config
 from fedhft_secure.exceptions import ConfigError
-from fedhft_secure.fl.baselines import aggregate, client_rank, contribution, frozen_A
+from fedhft_secure.fl.baselines import METHODS, aggregate, client_rank, contribution, frozen_A, uses_levels
 from fedhft_secure.model.lora import LayerFactors
 from fedhft_secure.runtime.checkpoint import load_checkpoint
 from fedhft_secure.runtime.local import run
@@ -131,3 +131,19 @@ def test_fedavg_with_masking_matches_plaintext(tmp_path, tiny_cfg):
         g = states["masking"].adapters[0][name]
         torch.testing.assert_close(g.A, f.A, rtol=1e-3, atol=1e-5)
         torch.testing.assert_close(g.B, f.B, rtol=1e-3, atol=1e-5)
+
+
+def test_levels_change_nothing_for_the_methods_that_do_not_use_them(tmp_path, tiny_cfg):
+    """experiments/compare.py lets a method's default-levels run stand for it at other levels when
+    ``uses_levels`` says levels mean nothing to it: the two runs must be the same computation."""
+    assert [m for m in METHODS if uses_levels(m)] == ["fedhft", "hetlora", "flexlora"]
+    assert all(client_rank(m, lv, 8) == 8 for m in METHODS if not uses_levels(m) for lv in (1.0, 0.5, 0.25))
+    out = {}
+    for levels, ratios in (("[1.0, 0.5]", "[0.5, 0.5]"), ("[1.0, 0.5, 0.25]", "[0.4, 0.3, 0.3]")):
+        cfg = tiny_cfg(method='"fedavg-lora"', **{"fed.rounds": "1", "fed.levels": levels, "fed.level_ratios": ratios})
+        res = run(cfg, tmp_path / levels, progress=False)
+        out[levels] = res["final"], load_checkpoint(tmp_path / levels)[0].adapters[0]
+    (f1, m1), (f3, m3) = out.values()
+    assert f1["personalized_accuracy"] == f3["personalized_accuracy"] and f1["test_accuracy"] == f3["test_accuracy"]
+    for name, f in m1.items():
+        assert torch.equal(f.A, m3[name].A) and torch.equal(f.B, m3[name].B)

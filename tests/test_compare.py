@@ -31,6 +31,21 @@ def test_compare_quick_writes_the_contract(tmp_path):
     again = compare.one_run(tmp_path / "runs", "fedavg-lora", "rotten_tomatoes", compare.DEFAULT_ALPHA,
                             compare.DEFAULT_LEVELS, 0, True)
     assert again == by["fedavg-lora"]
+    # levels mean nothing to fedavg-lora: its default-levels run stands for it at other levels, marked as such
+    lv3 = (1.0, 0.5, 0.25)
+    stand = compare.one_run(tmp_path / "runs", "fedavg-lora", "rotten_tomatoes", compare.DEFAULT_ALPHA, lv3, 0, True,
+                            start=False)
+    assert stand == {**by["fedavg-lora"], "levels": list(lv3), "ran_at_levels": list(compare.DEFAULT_LEVELS)}
+    assert compare.one_run(tmp_path / "runs", "fedhft", "rotten_tomatoes", compare.DEFAULT_ALPHA, lv3, 0, True,
+                           start=False) is None  # FedHFT's run at those levels is its own (not run here)
+    md = compare.markdown(compare.summarize([stand]), data["efficiency"], data["memory"], "cmd")
+    assert "| fedavg-lora † |" in md and "† trains rank r whatever a client's level" in md
+    # ... and that row, in an earlier JSON, is not taken for the default-levels run it stands for
+    (tmp_path / "s.json").write_text(json.dumps({"runs": [stand]}))
+    assert compare.main(["--quick", "--finished-only", "--methods", "fedavg-lora", "--datasets", "rotten_tomatoes",
+                         "--runs", str(tmp_path / "gone"), "--out", str(tmp_path), "--json", str(tmp_path / "s2.json"),
+                         "--reuse", str(tmp_path / "s.json")]) == 0
+    assert json.loads((tmp_path / "s2.json").read_text())["runs"] == []
     # ... and so does one whose folder is gone, from the rows of an earlier JSON (--reuse), configuration checked
     gone = compare.main(["--quick", "--finished-only", "--methods", "fedavg-lora", "--datasets", "rotten_tomatoes",
                          "--runs", str(tmp_path / "gone"), "--out", str(tmp_path), "--json", str(tmp_path / "g.json"),

@@ -32,12 +32,14 @@ from ..model.lora import LayerFactors, lora_modules
 from ..model.merge import truncated
 from ..seeds import derive_seed
 
-__all__ = ["METHODS", "SUM_METHODS", "SHARES_A", "SHARES_B", "client_rank", "frozen_A", "load_factors",
-           "client_weight", "contribution", "expected_shapes", "aggregate", "plain_sum_note"]
+__all__ = ["METHODS", "SUM_METHODS", "SHARES_A", "SHARES_B", "LEVELED", "uses_levels", "client_rank", "frozen_A",
+           "load_factors", "client_weight", "contribution", "expected_shapes", "aggregate", "plain_sum_note"]
 
 SUM_METHODS = ("fedavg-lora", "ffa-lora", "fedsa-lora", "hetlora", "flexlora")
 SHARES_A = ("fedavg-lora", "fedsa-lora", "hetlora")
 SHARES_B = ("fedavg-lora", "ffa-lora", "hetlora")
+#: the baselines whose clients' rank follows their resource level; the others train rank r at every level
+LEVELED = ("hetlora", "flexlora")
 
 
 def plain_sum_note(method: str) -> str:
@@ -49,9 +51,16 @@ def plain_sum_note(method: str) -> str:
     return "nothing is aggregated"
 
 
+def uses_levels(method: str) -> bool:
+    """FedHFT masks adapter rows by level, HetLoRA and FlexLoRA size the rank by it; to the other methods a
+    client's level means nothing: their runs at two level settings are the same computation (as two runs at one
+    setting are: up to a secure sum's fresh random rounding)."""
+    return method == "fedhft" or method in LEVELED
+
+
 def client_rank(method: str, level: float, r: int) -> int:
     """HetLoRA and FlexLoRA size the rank by resource level; the others train rank r everywhere."""
-    return max(1, round(level * r)) if method in ("hetlora", "flexlora") else r
+    return max(1, round(level * r)) if method in LEVELED else r
 
 
 def frozen_A(seed: int, name: str, r: int, inp: int) -> torch.Tensor:
