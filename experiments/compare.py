@@ -23,6 +23,7 @@ the rows of an earlier JSON whose folders are gone (a new machine).
 from __future__ import annotations
 
 import argparse
+import html
 import itertools
 import json
 import math
@@ -343,7 +344,7 @@ def markdown(summary: list[dict[str, Any]], eff: dict[str, Any], memory: list[di
     return "\n".join(lines) + "\n"
 
 
-def plot(summary: list[dict[str, Any]]) -> str:
+def plot(summary: list[dict[str, Any]], command: str) -> str:
     """Personalized and global accuracy per method: vs data heterogeneity (log10 alpha, default levels) and vs
     resource heterogeneity (number of levels, default alpha)."""
     charts = []
@@ -360,7 +361,8 @@ def plot(summary: list[dict[str, Any]]) -> str:
                 if pts:
                     series.append((m, [x for x, _ in pts], [y for _, y in pts]))
             charts.append(line_chart(series, title=f"{ds}: {kind} accuracy", xlabel=xlabel, ylabel="accuracy"))
-    return "<html><body>" + "".join(charts) + "</body></html>"
+    head = f"<p>made by: <code>{html.escape(command)}</code></p>"
+    return "<html><body>" + head + "".join(charts) + "</body></html>"
 
 
 README_BEGIN, README_END = "<!-- compare.py: begin -->", "<!-- compare.py: end -->"
@@ -467,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
     stem = ("compare_quick" if a.quick else "compare") + set_tag(extra, "_")
     a.out.mkdir(parents=True, exist_ok=True)
     (a.out / f"{stem}.md").write_text(md)
-    (a.out / f"{stem}.html").write_text(plot(summary))
+    (a.out / f"{stem}.html").write_text(plot(summary, command))
     out = {"command": command, "set": extra, "seconds": time.perf_counter() - t0, "runs_planned": planned,
            "runs": runs, "summary": summary, "standings": standing, "memory": memory, "efficiency": eff}
     if a.json:

@@ -27,6 +27,7 @@ def test_compare_quick_writes_the_contract(tmp_path):
     eff = data["efficiency"]
     assert eff["upload_full_over_fedhft"] > 1 and eff["memory_full_over_fedhft"] > 0
     assert (tmp_path / "compare_quick.md").read_text().startswith("<!-- made by: python experiments/compare.py")
+    assert "made by: <code>python experiments/compare.py --quick" in (tmp_path / "compare_quick.html").read_text()
     # a second invocation reuses the finished run instead of training again
     again = compare.one_run(tmp_path / "runs", "fedavg-lora", "rotten_tomatoes", compare.DEFAULT_ALPHA,
                             compare.DEFAULT_LEVELS, 0, True)
