@@ -39,6 +39,7 @@ from typing import Any
 
 warnings.filterwarnings("ignore")
 
+from fedhft_secure.config import METHODS as CONFIG_METHODS  # noqa: E402
 from fedhft_secure.config import RunConfig, config_from_dict, config_to_dict, load_config  # noqa: E402
 from fedhft_secure.fl.baselines import SUM_METHODS, plain_sum_note, uses_levels  # noqa: E402
 from fedhft_secure.privacy.svg import line_chart  # noqa: E402
@@ -52,8 +53,7 @@ METHODS: dict[str, dict[str, str]] = {
     "fedhft": {"fed.clusters": "2", "fed.mask": '"post-norm"'},
     "fedhft-k1": {"fed.clusters": "1", "fed.mask": '"post-norm"'},
     "fedhft-prefisher": {"fed.clusters": "2", "fed.mask": '"pre-fisher"'},
-    **{m: {"method": f'"{m}"'} for m in ("fedavg-lora", "ffa-lora", "fedsa-lora", "hetlora", "flexlora",
-                                         "local", "central")},
+    **{m: {"method": f'"{m}"'} for m in CONFIG_METHODS if m != "fedhft"},
 }
 #: the methods that send nothing (no secure sum): the rest are the federated rows
 NOT_FEDERATED = ("local", "central")
