@@ -120,11 +120,11 @@ def one_run(runs: Path, method: str, dataset: str, alpha: float, levels: tuple[f
 
     A method to which levels mean nothing (``fl.baselines.uses_levels``) runs at the default levels only: that
     run stands for it at every level setting, marked ``ran_at_levels`` (running it again would repeat it)."""
-    if levels != DEFAULT_LEVELS and not uses_levels(METHODS[method].get("method", "fedhft").strip('"')):
-        r = one_run(runs, method, dataset, alpha, DEFAULT_LEVELS, seed, quick, start, extra, reuse)
-        return None if r is None else {**r, "levels": list(levels), "ran_at_levels": list(DEFAULT_LEVELS)}
     o = overrides(method, dataset, alpha, levels, seed, quick, extra)
     cfg = load_config(None, [f"{k}={v}" for k, v in o.items()])
+    if levels != DEFAULT_LEVELS and not uses_levels(cfg.method):
+        r = one_run(runs, method, dataset, alpha, DEFAULT_LEVELS, seed, quick, start, extra, reuse)
+        return None if r is None else {**r, "levels": list(levels), "ran_at_levels": list(DEFAULT_LEVELS)}
     out = runs / run_key(method, dataset, alpha, levels, seed, quick, extra)
     # an interrupted run is started again, not resumed: fedsa-lora's and local's client state is not checkpointed
     res = finished_run(out)
